@@ -1,0 +1,29 @@
+"""API keys: bearer tokens with a role, stored as SHA-256 (the key itself is shown once)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    MARKETER = "marketer", "Marketer"
+    STAFF = "staff", "Staff"
+    DPO = "dpo", "Data-protection officer"
+    SYSTEM = "system", "System"
+
+
+class ApiKey(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    # First characters of the key, to recognise it in lists without revealing it.
+    prefix = models.CharField(max_length=12)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"

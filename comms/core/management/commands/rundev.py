@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from comms.accounts.models import ApiKey, Role
+from comms.accounts.services import api_key_create
+from comms.contacts.demo import seed_demo
+from comms.core import inprocess
+
+
+class Command(BaseCommand):
+    help = (
+        "Run comms for local use: migrate, seed demo data, start an in-process worker and "
+        "scheduler, and serve the API and admin (http://127.0.0.1:8000 by default)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument("--no-seed", action="store_true", help="do not add demo data")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("rundev is for local use; production runs the Procfile's processes")
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("database migrated")
+        if not options["no_seed"]:
+            result = seed_demo()
+            if result.created:
+                self.stdout.write(f"demo data: {result.contacts} contacts, {result.events} ledger events")
+            self._demo_credentials()
+        if "StubBroker" in settings.DRAMATIQ_BROKER["BROKER"]:
+            inprocess.load_task_modules()
+            inprocess.start_worker()
+            inprocess.start_scheduler()
+            self.stdout.write("in-process worker and scheduler running (no Redis configured)")
+        call_command("runserver", options["addrport"], use_reloader=False)
+
+    def _demo_credentials(self) -> None:
+        """Create an admin user and one API key per role once, and show where they are kept."""
+        path = Path(settings.BASE_DIR) / ".local" / "demo-credentials.txt"
+        if ApiKey.objects.filter(name__startswith="demo-").exists() and path.exists():
+            self.stdout.write(f"demo admin login and API keys: {path}")
+            return
+        path.parent.mkdir(exist_ok=True)
+        lines = []
+        user_model = get_user_model()
+        password = secrets.token_urlsafe(12)
+        user = user_model.objects.filter(username="admin").first()
+        if user is None:
+            user_model.objects.create_superuser("admin", "admin@example.invalid", password)
+        else:
+            user.set_password(password)
+            user.save()
+        lines.append(f"admin login: admin / {password}  (http://127.0.0.1:8000/admin/)")
+        for role in Role.values:
+            ApiKey.objects.filter(name=f"demo-{role}").delete()
+            _, key = api_key_create(name=f"demo-{role}", role=role)
+            lines.append(f"API key ({role}): {key}")
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        self.stdout.write("\n".join(lines))
+        self.stdout.write(f"(kept in {path}; the API docs are at http://127.0.0.1:8000/api/v1/docs)")

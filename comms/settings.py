@@ -1,0 +1,218 @@
+"""The one settings module: everything comes from the environment and bad values fail loudly.
+
+COMMS_ENV selects the defaults:
+- ``development`` (the default): SQLite, in-process broker and worker, fake providers, demo secrets;
+- ``test``: what the test suite runs under (bin/test points it at PostgreSQL and Redis);
+- ``production``: every secret and the database must be given explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
+
+from comms.env import (
+    check_secret,
+    check_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_required,
+    env_str,
+)
+
+# Lets the admin and forms be subscripted for typing (Admin[Model]) at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+COMMS_ENV = env_choice("COMMS_ENV", "development", ("development", "test", "production"))
+PRODUCTION = COMMS_ENV == "production"
+TESTING = COMMS_ENV == "test"
+
+DEBUG = env_bool("DJANGO_DEBUG", COMMS_ENV == "development")
+
+# Demo secrets exist so a fresh checkout runs with no configuration; production refuses them.
+_DEV_SECRET = "dev-only-insecure-secret-key-0123456789abcdefghijklmnop"
+_DEV_ADDRESS_KEY = "dev-only-insecure-address-key-0123456789abcdefghijklmn"
+if PRODUCTION:
+    SECRET_KEY = check_secret(
+        "DJANGO_SECRET_KEY", env_required("DJANGO_SECRET_KEY", reason="it signs sessions and links")
+    )
+    # The address key turns every email and phone number into the ledger's keyed hash. Changing it
+    # orphans every suppression, so it is its own secret and is never rotated casually.
+    ADDRESS_KEY_SECRET = check_secret(
+        "COMMS_ADDRESS_KEY_SECRET",
+        env_required("COMMS_ADDRESS_KEY_SECRET", reason="it keys the ledger's address hashes"),
+    )
+else:
+    SECRET_KEY = check_secret("DJANGO_SECRET_KEY", env_str("DJANGO_SECRET_KEY", _DEV_SECRET) or _DEV_SECRET)
+    ADDRESS_KEY_SECRET = check_secret(
+        "COMMS_ADDRESS_KEY_SECRET",
+        env_str("COMMS_ADDRESS_KEY_SECRET", _DEV_ADDRESS_KEY) or _DEV_ADDRESS_KEY,
+    )
+if PRODUCTION and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is the development key")
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["*"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must list the service's host names")
+PUBLIC_BASE_URL = check_url(
+    "COMMS_PUBLIC_BASE_URL",
+    env_str("COMMS_PUBLIC_BASE_URL", "http://127.0.0.1:8000") or "",
+    ("http", "https"),
+)
+
+INSTALLED_APPS = [
+    "django_dramatiq",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "dramatiq_crontab",
+    "ninja",
+    "comms.contacts",
+    "comms.suppression",
+    "comms.accounts",
+    "comms.core",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "comms.urls"
+WSGI_APPLICATION = "comms.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "comms" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+_database_url = env_str("DATABASE_URL")
+if _database_url is None:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL must be set in production (PostgreSQL)")
+    _database_url = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+check_url("DATABASE_URL", _database_url, ("postgres", "postgresql", "sqlite"))
+try:
+    _db = dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
+except ValueError as exc:  # dj-database-url raises ValueError on unknown schemes
+    raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of deadlocking on upgrade.
+    _db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+elif PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("production runs on PostgreSQL only")
+_db.setdefault("TEST", {})
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, broker, cache -------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL is not None:
+    check_url("REDIS_URL", REDIS_URL, ("redis", "rediss", "unix"))
+elif PRODUCTION:
+    raise ImproperlyConfigured("REDIS_URL must be set in production (the dramatiq broker)")
+
+_DRAMATIQ_MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Pipelines",
+    "dramatiq.middleware.Retries",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+# Tests always use the stub broker and drive workers themselves; production and any run with
+# REDIS_URL use Redis; the zero-configuration run keeps the broker in-process (see `rundev`).
+if REDIS_URL is not None and not TESTING:
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {"url": REDIS_URL},
+        "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE,
+    }
+    DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
+else:
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.stub.StubBroker",
+        "OPTIONS": {},
+        "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE,
+    }
+    DRAMATIQ_CRONTAB = {}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+if REDIS_URL is not None:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"comms-{COMMS_ENV}",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "nb"
+LANGUAGES = [("nb", "Norsk bokmål"), ("en", "English")]
+TIME_ZONE = "Europe/Oslo"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- the ledger and the gate ----------------------------------------------------------------
+# Number of independent hash chains; events go to chain (contact id mod LEDGER_CHAINS).
+LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
+# Age of digital consent in Norway (personopplysningsloven § 5): 13.
+DIGITAL_CONSENT_AGE = env_int("COMMS_DIGITAL_CONSENT_AGE", 13, minimum=13, maximum=16)
+PHONE_DEFAULT_REGION = env_str("COMMS_PHONE_DEFAULT_REGION", "NO") or "NO"
+# Largest bulk import accepted in one API request.
+IMPORT_MAX_ROWS = env_int("COMMS_IMPORT_MAX_ROWS", 5000, minimum=1)
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,314 @@
+"""Purposes, consents, objections, suppressions, the gate's check and ledger verification."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from comms.accounts.models import Role
+from comms.auth import principal_name, require_role
+from comms.contacts.addresses import normalise_address
+from comms.contacts.models import Contact
+from comms.contacts.selectors import contact_get
+from comms.contacts.services import brand_get
+from comms.errors import InvalidInput, NotFound
+from comms.schemas import Id, responses
+from comms.suppression import selectors, services
+from comms.suppression.gate import check
+from comms.suppression.keys import address_key
+from comms.suppression.models import ConsentEvent, Purpose, Suppression
+from comms.suppression.schemas import (
+    CheckQuery,
+    ConsentIn,
+    ConsentStateOut,
+    DecisionOut,
+    EventOut,
+    EvidenceIn,
+    NoticeIn,
+    NoticeOut,
+    ObjectionIn,
+    PurposeIn,
+    PurposeOut,
+    PurposePatch,
+    SuppressionFilter,
+    SuppressionIn,
+    SuppressionLiftIn,
+    SuppressionOut,
+    VerifyOut,
+)
+from comms.suppression.services import Evidence, Principal
+
+router = Router(tags=["consent"])
+RECORDERS = (Role.STAFF, Role.SYSTEM, Role.DPO)
+PURPOSE_EDITORS = (Role.MARKETER, Role.DPO, Role.SYSTEM)
+
+
+def _evidence(payload: EvidenceIn | None) -> Evidence | None:
+    if payload is None:
+        return None
+    return Evidence(
+        ip=str(payload.ip) if payload.ip else None,
+        user_agent=payload.user_agent,
+        proof_sha256=payload.proof_sha256 or "",
+    )
+
+
+def _principal(request: HttpRequest, actor: str, guardian_id: int | None) -> Principal:
+    guardian = None
+    if guardian_id is not None:
+        guardian = Contact.objects.filter(pk=guardian_id).first()
+        if guardian is None:
+            raise InvalidInput("actor_contact_id", f"unknown contact {guardian_id}")
+    return Principal(actor=actor, guardian=guardian, recorded_by=principal_name(request))
+
+
+def _event(event: ConsentEvent) -> ConsentEvent:
+    return ConsentEvent.objects.select_related("brand", "purpose", "notice").get(pk=event.pk)
+
+
+def _purpose(purpose_id: int) -> Purpose:
+    purpose = Purpose.objects.select_related("brand").filter(pk=purpose_id).first()
+    if purpose is None:
+        raise NotFound(f"purpose {purpose_id} not found")
+    return purpose
+
+
+# --- purposes -------------------------------------------------------------------------------
+
+
+@router.get("/purposes", response=responses({200: list[PurposeOut]}), tags=["purposes"])
+@paginate(LimitOffsetPagination)
+def list_purposes(request: HttpRequest, brand: str | None = None) -> QuerySet[Purpose]:
+    purposes = Purpose.objects.select_related("brand").order_by("brand__key", "key")
+    return purposes.filter(brand__key=brand) if brand else purposes
+
+
+@router.post("/purposes", response=responses({201: PurposeOut}), tags=["purposes"])
+@require_role(*PURPOSE_EDITORS)
+def create_purpose(request: HttpRequest, payload: PurposeIn) -> Status[Any]:
+    purpose = services.purpose_create(
+        brand=brand_get(payload.brand),
+        key=payload.key,
+        name=payload.name,
+        channels=payload.channels,
+        notice_text=payload.notice_text,
+        allows_soft_opt_in=payload.allows_soft_opt_in,
+        marketing=payload.marketing,
+        min_notice_version=payload.min_notice_version,
+        consent_lifetime_days=payload.consent_lifetime_days,
+    )
+    return Status(201, _purpose(purpose.pk))
+
+
+@router.get("/purposes/{purpose_id}", response=responses({200: PurposeOut}), tags=["purposes"])
+def get_purpose(request: HttpRequest, purpose_id: Id) -> Purpose:
+    return _purpose(purpose_id)
+
+
+@router.patch("/purposes/{purpose_id}", response=responses({200: PurposeOut}), tags=["purposes"])
+@require_role(*PURPOSE_EDITORS)
+def patch_purpose(request: HttpRequest, purpose_id: Id, payload: PurposePatch) -> Purpose:
+    given = payload.model_dump(exclude_unset=True)
+    services.purpose_update(
+        purpose=_purpose(purpose_id),
+        name=payload.name,
+        channels=payload.channels,
+        allows_soft_opt_in=payload.allows_soft_opt_in,
+        min_notice_version=payload.min_notice_version,
+        consent_lifetime_days=payload.consent_lifetime_days,
+        clear_min_notice_version="min_notice_version" in given and payload.min_notice_version is None,
+        clear_consent_lifetime="consent_lifetime_days" in given and payload.consent_lifetime_days is None,
+    )
+    return _purpose(purpose_id)
+
+
+@router.get("/purposes/{purpose_id}/notices", response=responses({200: list[NoticeOut]}), tags=["purposes"])
+def list_notices(request: HttpRequest, purpose_id: Id) -> Any:
+    return _purpose(purpose_id).notices.order_by("version")
+
+
+@router.post("/purposes/{purpose_id}/notices", response=responses({201: NoticeOut}), tags=["purposes"])
+@require_role(*PURPOSE_EDITORS)
+def publish_notice(request: HttpRequest, purpose_id: Id, payload: NoticeIn) -> Status[Any]:
+    """Publish a new version of the notice text (an edit is always a new version)."""
+    return Status(201, services.purpose_notice_publish(purpose=_purpose(purpose_id), text=payload.text))
+
+
+# --- consents, objections, the gate ---------------------------------------------------------
+
+
+@router.post("/consents", response=responses({201: EventOut}))
+@require_role(*RECORDERS)
+def record_consent(request: HttpRequest, payload: ConsentIn) -> Status[Any]:
+    """Record a grant, a withdrawal, or the person's confirmation (double opt-in) of a grant."""
+    principal = _principal(request, payload.actor, payload.actor_contact_id)
+    evidence = _evidence(payload.evidence)
+    if payload.action == "confirm":
+        if payload.confirms_event_id is None:
+            raise InvalidInput("confirms_event_id", "a confirmation names the grant it confirms")
+        grant = selectors.event_get(event_id=payload.confirms_event_id)
+        event = services.consent_confirm(
+            grant=grant,
+            source=payload.source,
+            principal=principal,
+            occurred_at=payload.occurred_at,
+            evidence=evidence,
+        )
+        return Status(201, _event(event))
+    if payload.contact_id is None:
+        raise InvalidInput("contact_id", f"a {payload.action} names the contact")
+    contact = Contact.objects.select_related("brand").filter(pk=payload.contact_id).first()
+    if contact is None:
+        raise InvalidInput("contact_id", f"unknown contact {payload.contact_id}")
+    purpose = (
+        selectors.purpose_get(brand_id=contact.brand_id, key=payload.purpose) if payload.purpose else None
+    )
+    if payload.action == "grant":
+        if payload.channel is None:
+            raise InvalidInput("channel", "a grant names its channel")
+        if purpose is None:
+            raise InvalidInput("purpose", "a grant names its purpose")
+        event = services.consent_grant(
+            contact=contact,
+            channel=payload.channel,
+            purpose=purpose,
+            basis=payload.basis,
+            source=payload.source,
+            principal=principal,
+            notice_version=payload.notice_version,
+            opt_out_offered=payload.opt_out_offered,
+            occurred_at=payload.occurred_at,
+            evidence=evidence,
+            require_confirmation=payload.require_confirmation,
+        )
+    else:
+        event = services.consent_withdraw(
+            contact=contact,
+            channel=payload.channel,
+            purpose=purpose,
+            source=payload.source,
+            principal=principal,
+            occurred_at=payload.occurred_at,
+            evidence=evidence,
+        )
+    return Status(201, _event(event))
+
+
+@router.post("/objections", response=responses({201: EventOut}))
+@require_role(*RECORDERS)
+def record_objection(request: HttpRequest, payload: ObjectionIn) -> Status[Any]:
+    """An objection to direct marketing (GDPR art. 21): every channel and purpose of the brand."""
+    contact = Contact.objects.select_related("brand").filter(pk=payload.contact_id).first()
+    if contact is None:
+        raise InvalidInput("contact_id", f"unknown contact {payload.contact_id}")
+    event = services.objection_record(
+        contact=contact,
+        source=payload.source,
+        principal=_principal(request, payload.actor, payload.actor_contact_id),
+        occurred_at=payload.occurred_at,
+        evidence=_evidence(payload.evidence),
+    )
+    return Status(201, _event(event))
+
+
+@router.get("/contacts/{contact_id}/consents", response=responses({200: ConsentStateOut}))
+def contact_consents(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
+    """The gate's current answer for every purpose × channel of the brand, and the full history."""
+    contact = contact_get(contact_id=contact_id)
+    return {
+        "contact_id": contact.pk,
+        "current": [
+            {
+                "purpose": state.purpose.key,
+                "channel": state.channel,
+                "allowed": state.decision.allowed,
+                "reason": state.decision.reason,
+                "event_id": state.decision.event_id,
+            }
+            for state in selectors.consent_state(contact=contact)
+        ],
+        "history": list(selectors.contact_events(contact=contact).select_related("brand")),
+    }
+
+
+@router.get("/check", response=responses({200: DecisionOut}))
+def gate_check(request: HttpRequest, query: Query[CheckQuery]) -> dict[str, Any]:
+    """The gate's decision for one message now, with its reason and the ledger event it rests on."""
+    contact = Contact.objects.select_related("brand").filter(pk=query.contact_id).first()
+    if contact is None:
+        raise InvalidInput("contact_id", f"unknown contact {query.contact_id}", location="query")
+    purpose = Purpose.objects.filter(brand_id=contact.brand_id, key=query.purpose).first()
+    if purpose is None:
+        raise InvalidInput(
+            "purpose", f"unknown purpose {query.purpose!r} for this contact's brand", location="query"
+        )
+    decision = check(contact=contact, channel=query.channel, purpose=purpose)
+    return {"allowed": decision.allowed, "reason": decision.reason, "event_id": decision.event_id}
+
+
+# --- suppressions and the ledger ------------------------------------------------------------
+
+
+@router.get("/suppressions", response=responses({200: list[SuppressionOut]}), tags=["suppressions"])
+@paginate(LimitOffsetPagination)
+def list_suppressions(request: HttpRequest, filters: Query[SuppressionFilter]) -> QuerySet[Suppression]:
+    suppressions = Suppression.objects.select_related("brand").order_by("-created_at", "-id")
+    if filters.address:
+        channel = "email" if "@" in filters.address else "sms"
+        normalised = normalise_address(channel, filters.address, field="address")
+        suppressions = suppressions.filter(address_key=address_key(channel, normalised))
+    if filters.reason:
+        suppressions = suppressions.filter(reason=filters.reason)
+    if filters.active is not None:
+        suppressions = suppressions.filter(lifted_at__isnull=filters.active)
+    return suppressions
+
+
+@router.post(
+    "/suppressions", response=responses({200: SuppressionOut, 201: SuppressionOut}), tags=["suppressions"]
+)
+@require_role(*RECORDERS)
+def add_suppression(request: HttpRequest, payload: SuppressionIn) -> Status[Any]:
+    """Suppress an address. Repeating an active suppression answers 200 with the existing one."""
+    event, suppression = services.suppression_add(
+        channel=payload.channel,
+        address=payload.address,
+        reason=payload.reason,
+        source=payload.source,
+        principal=Principal(actor=payload.actor, recorded_by=principal_name(request)),
+        brand=brand_get(payload.brand) if payload.brand else None,
+        occurred_at=payload.occurred_at,
+        evidence=_evidence(payload.evidence),
+    )
+    if suppression is None:
+        existing = (
+            Suppression.objects.select_related("brand")
+            .filter(address_key=event.address_key, reason=payload.reason, lifted_at__isnull=True)
+            .first()
+        )
+        return Status(200, existing)
+    return Status(201, suppression)
+
+
+@router.post(
+    "/suppressions/{suppression_id}/lift", response=responses({200: SuppressionOut}), tags=["suppressions"]
+)
+@require_role(Role.STAFF, Role.DPO)
+def lift_suppression(request: HttpRequest, suppression_id: Id, payload: SuppressionLiftIn) -> Suppression:
+    """Lift a bounce or operator block. A suppression the person caused answers 403."""
+    suppression = selectors.suppression_get(suppression_id=suppression_id)
+    services.suppression_lift(
+        suppression=suppression,
+        source=payload.source,
+        principal=Principal(actor="staff", recorded_by=principal_name(request)),
+    )
+    return Suppression.objects.select_related("brand").get(pk=suppression_id)
+
+
+@router.get("/ledger/verify", response=responses({200: VerifyOut}), tags=["ledger"])
+@require_role(Role.DPO, Role.SYSTEM)
+def verify_ledger(request: HttpRequest) -> Any:
+    """Recompute every hash chain and name the first broken event."""
+    return selectors.ledger_verify()

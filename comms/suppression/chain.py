@@ -1,0 +1,63 @@
+"""Canonical serialisation and hashing of ledger events and their evidence (pure functions)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from comms.suppression.models import ConsentEvent
+
+# Bump only together with a migration that re-seals nothing: old events keep their version's form.
+CANONICAL_VERSION = 1
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_event(event: ConsentEvent) -> str:
+    """The exact bytes (as text) that an event's hash covers: every field but id and hash."""
+    payload: dict[str, Any] = {
+        "v": CANONICAL_VERSION,
+        "chain": event.chain,
+        "seq": event.seq,
+        "contact": event.contact_id,
+        "brand": event.brand_id,
+        "address_key": event.address_key,
+        "channel": event.channel,
+        "purpose": event.purpose_id,
+        "action": event.action,
+        "basis": event.basis,
+        "source": event.source,
+        "actor": event.actor,
+        "actor_user": event.actor_user_id,
+        "actor_contact": event.actor_contact_id,
+        "recorded_by": event.recorded_by,
+        "notice": event.notice_id,
+        "confirms": event.confirms_id,
+        "pending_confirmation": event.pending_confirmation,
+        "opt_out_offered": event.opt_out_offered,
+        "reason": event.reason,
+        "occurred_at": _instant(event.occurred_at),
+        "recorded_at": _instant(event.recorded_at),
+        "evidence_hash": event.evidence_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def event_hash(event: ConsentEvent) -> str:
+    """SHA-256 over the previous event's hash and this event's canonical form."""
+    return hashlib.sha256(f"{event.prev_hash}\n{canonical_event(event)}".encode()).hexdigest()
+
+
+def evidence_hash(*, ip: str | None, user_agent: str, proof_sha256: str) -> str:
+    payload = {"ip": ip, "user_agent": user_agent, "proof_sha256": proof_sha256}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def heads_hash(prev_hash: str, heads: dict[str, list[Any]]) -> str:
+    body = json.dumps(heads, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()

@@ -1,0 +1,213 @@
+"""The gate: one function that decides whether one message may go to one address.
+
+Every send path calls ``check`` right before the hand-off to a provider, holding the sender's
+lock (``comms.suppression.locks.sender_lock``). Precedence, first match wins (DESIGN §3):
+
+1. the address is suppressed for this channel or all marketing      -> ``suppressed:<reason>``
+2. the contact objected to direct marketing (art. 21)               -> ``objection``
+3. processing is restricted (art. 18)                               -> ``restricted``
+4. the latest event for the scope is a withdrawal                   -> ``withdrawn``
+5. a minor whose grant did not come from the linked guardian        -> ``minor_without_guardian``
+6. consent allows; soft opt-in only with purpose, purchase, opt-out -> ``consent`` / ``soft_opt_in``
+7. a grant to a notice below the minimum, or older than the lifetime -> ``stale_notice`` / ``consent_expired``
+8. nothing                                                          -> ``no_consent``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from comms.contacts.models import Contact, ContactKind
+from comms.suppression.keys import address_key
+from comms.suppression.models import (
+    Action,
+    Actor,
+    Basis,
+    ConsentEvent,
+    Purpose,
+    Suppression,
+    SuppressionChannel,
+)
+
+
+class Reason(StrEnum):
+    CONSENT = "consent"
+    SOFT_OPT_IN = "soft_opt_in"
+    CONTRACT = "contract"
+    SUPPRESSED = "suppressed"  # always reported as suppressed:<suppression reason>
+    OBJECTION = "objection"
+    RESTRICTED = "restricted"
+    WITHDRAWN = "withdrawn"
+    MINOR_WITHOUT_GUARDIAN = "minor_without_guardian"
+    SOFT_OPT_IN_NOT_APPLICABLE = "soft_opt_in_not_applicable"
+    BASIS_NOT_PERMITTED = "basis_not_permitted"
+    STALE_NOTICE = "stale_notice"
+    CONSENT_EXPIRED = "consent_expired"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    NO_CONSENT = "no_consent"
+    NO_ADDRESS = "no_address"
+    CHANNEL_NOT_ALLOWED = "channel_not_allowed"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    event_id: int | None = None
+
+    @classmethod
+    def deny(cls, reason: str, event_id: int | None = None) -> Decision:
+        return cls(False, reason, event_id)
+
+
+_SCOPE_ACTIONS = (
+    Action.GRANT,
+    Action.CONFIRM,
+    Action.WITHDRAW,
+    Action.OBJECT,
+    Action.RESTRICT,
+    Action.LIFT_RESTRICTION,
+)
+
+
+@dataclass
+class _Scope:
+    """What the contact's events say about one (channel, purpose), folded in time order."""
+
+    grant: ConsentEvent | None = None  # the effective grant (for a confirm: the grant it confirms)
+    positive: ConsentEvent | None = None  # the event that made it effective
+    pending: ConsentEvent | None = None
+    objection: ConsentEvent | None = None
+    withdrawal: ConsentEvent | None = None
+    restriction: ConsentEvent | None = None
+
+
+def _fold(events: list[ConsentEvent]) -> _Scope:
+    scope = _Scope()
+    for event in events:
+        if event.action == Action.RESTRICT:
+            scope.restriction = event
+        elif event.action == Action.LIFT_RESTRICTION:
+            scope.restriction = None
+        elif event.action == Action.GRANT and event.pending_confirmation:
+            scope.pending = event
+        elif event.action in (Action.GRANT, Action.CONFIRM):
+            scope.positive = event
+            scope.grant = event.confirms if event.action == Action.CONFIRM else event
+            scope.pending = None
+            scope.objection = scope.withdrawal = None
+        elif event.action == Action.OBJECT:
+            scope.objection = event
+        elif event.action == Action.WITHDRAW:
+            scope.withdrawal = event
+            scope.pending = None
+    return scope
+
+
+def scope_events(contact: Contact, channel: str, purpose: Purpose, at: datetime) -> list[ConsentEvent]:
+    """The contact's events that bear on (channel, purpose), in the order the person acted."""
+    return list(
+        ConsentEvent.objects.filter(
+            Q(channel="") | Q(channel=channel),
+            Q(purpose__isnull=True) | Q(purpose=purpose),
+            contact=contact,
+            action__in=_SCOPE_ACTIONS,
+            recorded_at__lte=at,
+        )
+        .select_related("confirms", "confirms__notice", "notice")
+        .order_by("occurred_at", "chain", "seq")
+    )
+
+
+def active_suppression(key: str, channel: str, brand_id: int, at: datetime) -> Suppression | None:
+    return (
+        Suppression.objects.filter(
+            Q(brand__isnull=True) | Q(brand_id=brand_id),
+            Q(lifted_at__isnull=True) | Q(lifted_at__gt=at),
+            address_key=key,
+            channel__in=[channel, SuppressionChannel.ALL],
+            created_at__lte=at,
+        )
+        .order_by("created_at", "id")
+        .first()
+    )
+
+
+def check(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: Purpose,
+    address: str | None = None,
+    at: datetime | None = None,
+) -> Decision:
+    """Decide whether a ``channel`` message for ``purpose`` may go to ``contact`` at ``address``
+    (normalised; the contact's own address by default), as the ledger stood at ``at`` (now)."""
+    at = at or timezone.now()
+    if not purpose.allows_channel(channel) or purpose.brand_id != contact.brand_id:
+        return Decision.deny(Reason.CHANNEL_NOT_ALLOWED)
+    address = address or contact.address_for(channel)
+    if not address:
+        return Decision.deny(Reason.NO_ADDRESS)
+
+    suppression = active_suppression(address_key(channel, address), channel, contact.brand_id, at)
+    if suppression is not None:
+        return Decision.deny(f"{Reason.SUPPRESSED}:{suppression.reason}", suppression.source_event_id)
+
+    return decide_from_events(contact, purpose, scope_events(contact, channel, purpose, at), at)
+
+
+def decide_from_events(
+    contact: Contact, purpose: Purpose, events: list[ConsentEvent], at: datetime
+) -> Decision:
+    """Rules 2–8 over one scope's events (rule 1, suppression, is checked by the caller)."""
+    scope = _fold(events)
+    if scope.objection is not None:
+        return Decision.deny(Reason.OBJECTION, scope.objection.pk)
+    if scope.restriction is not None:
+        return Decision.deny(Reason.RESTRICTED, scope.restriction.pk)
+    if scope.withdrawal is not None:
+        return Decision.deny(Reason.WITHDRAWN, scope.withdrawal.pk)
+    grant, positive = scope.grant, scope.positive
+    if grant is None or positive is None:
+        if scope.pending is not None:
+            return Decision.deny(Reason.AWAITING_CONFIRMATION, scope.pending.pk)
+        return Decision.deny(Reason.NO_CONSENT)
+
+    age = contact.age_on(timezone.localdate(at))
+    if age is not None and age < settings.DIGITAL_CONSENT_AGE:
+        by_guardian = (
+            grant.actor == Actor.GUARDIAN
+            and contact.guardian_id is not None
+            and grant.actor_contact_id == contact.guardian_id
+        )
+        if not by_guardian:
+            return Decision.deny(Reason.MINOR_WITHOUT_GUARDIAN, grant.pk)
+
+    if grant.basis == Basis.SOFT_OPT_IN:
+        qualifies = (
+            purpose.allows_soft_opt_in
+            and contact.kind != ContactKind.GUEST
+            and contact.purchase_at is not None
+            and grant.opt_out_offered
+        )
+        if not qualifies:
+            return Decision.deny(Reason.SOFT_OPT_IN_NOT_APPLICABLE, grant.pk)
+    elif grant.basis == Basis.CONTRACT and purpose.marketing:
+        return Decision.deny(Reason.BASIS_NOT_PERMITTED, grant.pk)
+
+    if purpose.min_notice_version is not None:
+        version = grant.notice.version if grant.notice is not None else 0
+        if version < purpose.min_notice_version:
+            return Decision.deny(Reason.STALE_NOTICE, grant.pk)
+    lifetime = purpose.consent_lifetime_days
+    if lifetime is not None and grant.occurred_at + timedelta(days=lifetime) < at:
+        return Decision.deny(Reason.CONSENT_EXPIRED, grant.pk)
+
+    return Decision(True, str(grant.basis), positive.pk)

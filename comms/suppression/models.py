@@ -1,0 +1,270 @@
+"""The ledger: purposes and their notices, append-only consent events, evidence, suppressions.
+
+Only ``comms/suppression/services.py`` writes these tables. The database itself refuses UPDATE
+and DELETE on consent events and notices (triggers in migration 0002).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from comms.contacts.models import Brand, Contact
+
+GENESIS_HASH = "0" * 64
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+
+
+class Action(models.TextChoices):
+    GRANT = "grant", "Grant"
+    WITHDRAW = "withdraw", "Withdraw"
+    OBJECT = "object", "Object (GDPR art. 21)"
+    CONFIRM = "confirm", "Confirm (double opt-in)"
+    RESTRICT = "restrict", "Restrict processing (art. 18)"
+    LIFT_RESTRICTION = "lift_restriction", "Lift restriction"
+    SUPPRESS = "suppress", "Suppress address"
+    LIFT_SUPPRESSION = "lift_suppression", "Lift suppression"
+    ERASE = "erase", "Erase personal data (art. 17)"
+
+
+class Basis(models.TextChoices):
+    CONSENT = "consent", "Consent"
+    SOFT_OPT_IN = "soft_opt_in", "Soft opt-in (markedsføringsloven § 15(3))"
+    CONTRACT = "contract", "Contract"
+
+
+class Source(models.TextChoices):
+    WEB_FORM = "web_form", "Web form"
+    FRONT_DESK = "front_desk", "Front desk"
+    API = "api", "API"
+    IMPORT = "import", "Import"
+    ADMIN = "admin", "Admin"
+    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+    ONE_CLICK = "one_click", "One-click unsubscribe"
+    PREFERENCE_CENTRE = "preference_centre", "Preference centre"
+    SMS_KEYWORD = "sms_keyword", "SMS keyword"
+    MAILCHIMP_WEBHOOK = "mailchimp_webhook", "Mailchimp webhook"
+    LIFEVISION_WEBHOOK = "lifevision_webhook", "LifeVision webhook"
+    RIGHTS_REQUEST = "rights_request", "Rights request"
+
+
+class Actor(models.TextChoices):
+    SELF = "self", "The person"
+    GUARDIAN = "guardian", "Guardian"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+
+
+class SuppressionReason(models.TextChoices):
+    OBJECTION = "objection", "Objection"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    SMS_STOP = "sms_stop", "SMS STOPP"
+    COMPLAINT = "complaint", "Spam complaint"
+    HARD_BOUNCE = "hard_bounce", "Hard bounce"
+    BLOCKED_RECIPIENT = "blocked_recipient", "Blocked by operator"
+    ERASED = "erased", "Erased"
+    RESTRICTED = "restricted", "Restricted"
+
+
+# Suppressions the person caused: only their own consent, confirmed by double opt-in, lifts them.
+PERSON_CAUSED_REASONS = frozenset(
+    {
+        SuppressionReason.OBJECTION,
+        SuppressionReason.WITHDRAWN,
+        SuppressionReason.SMS_STOP,
+        SuppressionReason.COMPLAINT,
+    }
+)
+# Suppressions staff may clear (the address may work again).
+STAFF_LIFTABLE_REASONS = frozenset({SuppressionReason.HARD_BOUNCE, SuppressionReason.BLOCKED_RECIPIENT})
+
+
+class SuppressionChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    ALL = "all", "All marketing"
+
+
+class Purpose(models.Model):
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="purposes")
+    key = models.SlugField(max_length=60)
+    name = models.CharField(max_length=200)
+    allows_email = models.BooleanField(default=True)
+    allows_sms = models.BooleanField(default=False)
+    allows_soft_opt_in = models.BooleanField(default=False)
+    # Marketing purposes accept only consent or soft opt-in; service purposes may rest on contract.
+    marketing = models.BooleanField(default=True)
+    min_notice_version = models.PositiveIntegerField(null=True, blank=True)
+    consent_lifetime_days = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["brand__key", "key"]
+        constraints = [models.UniqueConstraint(fields=["brand", "key"], name="purpose_unique_key_per_brand")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.brand.key})"
+
+    def allows_channel(self, channel: str) -> bool:
+        return (channel == Channel.EMAIL and self.allows_email) or (
+            channel == Channel.SMS and self.allows_sms
+        )
+
+    @property
+    def channels(self) -> list[str]:
+        return [c for c in (Channel.EMAIL.value, Channel.SMS.value) if self.allows_channel(c)]
+
+    def current_notice(self) -> PurposeNotice | None:
+        return self.notices.order_by("-version").first()
+
+
+class PurposeNotice(models.Model):
+    """One version of a purpose's notice text. Never edited: an edit is a new version."""
+
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="notices")
+    version = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["purpose_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "version"], name="notice_unique_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose.key} v{self.version}"
+
+
+class ChainHead(models.Model):
+    """The last event of one hash chain; its row lock serialises appends to that chain."""
+
+    chain = models.PositiveSmallIntegerField(primary_key=True)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ConsentEvent(models.Model):
+    """One consent, withdrawal, objection or other ledger fact. Append-only, hash-chained.
+
+    No personal data lives here: the contact is an id, the address a keyed hash
+    (``address_key``), and the evidence sits in ``ConsentEvidence``, covered only by its hash.
+    """
+
+    chain = models.PositiveSmallIntegerField(default=0)
+    seq = models.BigIntegerField()
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    address_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # Empty channel: every channel. Empty purpose: every purpose of the channel (and brand).
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    basis = models.CharField(max_length=20, choices=Basis.choices, blank=True)
+    source = models.CharField(max_length=30, choices=Source.choices)
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Name of the API key (or other system principal) that recorded the event.
+    recorded_by = models.CharField(max_length=100, blank=True)
+    notice = models.ForeignKey(
+        PurposeNotice, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirms = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # A grant that waits for double opt-in before the gate may rely on it.
+    pending_confirmation = models.BooleanField(default=False)
+    # Soft opt-in: the chance to refuse was offered when the address was collected.
+    opt_out_offered = models.BooleanField(default=False)
+    # For suppress / lift / erase events: the suppression reason code.
+    reason = models.CharField(max_length=30, blank=True)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField()
+    evidence_hash = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["chain", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="event_unique_seq_per_chain"),
+            # Two events can never claim the same predecessor: the chain cannot fork.
+            models.UniqueConstraint(fields=["chain", "prev_hash"], name="event_unique_prev_per_chain"),
+        ]
+        indexes = [
+            models.Index(fields=["contact", "occurred_at"], name="event_contact_occurred"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.channel or 'all'}/{self.purpose_id or 'all'}"
+
+
+class ConsentEvidence(models.Model):
+    """Evidence of one event. Personal data, so retention and erasure may redact it; the chain
+    covers it only through ``ConsentEvent.evidence_hash``."""
+
+    event = models.OneToOneField(
+        ConsentEvent, on_delete=models.PROTECT, primary_key=True, related_name="evidence"
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    proof_sha256 = models.CharField(max_length=64, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
+
+
+class Suppression(models.Model):
+    """An address that must not be messaged in a scope. Keyed by address hash, so it outlives
+    the contact's personal data."""
+
+    address_key = models.CharField(max_length=64)
+    channel = models.CharField(max_length=10, choices=SuppressionChannel.choices)
+    # Empty brand: every brand.
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reason = models.CharField(max_length=30, choices=SuppressionReason.choices)
+    source_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lifted_at__isnull=True) | Q(lifted_by_event__isnull=False),
+                name="suppression_lift_needs_event",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["address_key"], condition=Q(lifted_at__isnull=True), name="suppression_active_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.channel} {self.address_key[:10]}…"
+
+
+class LedgerCheckpoint(models.Model):
+    """A periodic hash over every chain head, so parallel chains are still pinned together."""
+
+    created_at = models.DateTimeField()
+    heads = models.JSONField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,168 @@
+"""Reads over the ledger: chain verification, a contact's consent state, suppression lists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from comms.contacts.models import Contact
+from comms.errors import InvalidInput, NotFound
+from comms.suppression import chain
+from comms.suppression.gate import Decision, check
+from comms.suppression.models import (
+    GENESIS_HASH,
+    ChainHead,
+    ConsentEvent,
+    ConsentEvidence,
+    LedgerCheckpoint,
+    Purpose,
+    Suppression,
+)
+
+
+@dataclass
+class BrokenEvent:
+    event_id: int
+    chain: int
+    seq: int
+    problem: str
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    events_checked: int
+    chains: int
+    first_broken: BrokenEvent | None = None
+    evidence_mismatches: list[int] = field(default_factory=list)
+    checkpoint_problem: str | None = None
+
+
+def ledger_verify(*, batch_size: int = 5000) -> VerifyResult:
+    """Recompute every chain from genesis and name the first event that does not fit.
+
+    Checks, per chain: sequence numbers run 1, 2, 3…; each event's ``prev_hash`` is the hash of
+    the one before; each stored ``hash`` equals the recomputed one; the head row agrees. Also
+    reports evidence rows whose content no longer matches the hash the chain sealed (unless
+    redacted on purpose), and whether the latest checkpoint matches the heads it recorded.
+    """
+    checked = 0
+    first_broken: BrokenEvent | None = None
+    last: dict[int, tuple[int, str]] = {}
+    events = ConsentEvent.objects.order_by("chain", "seq").iterator(chunk_size=batch_size)
+    for event in events:
+        checked += 1
+        if first_broken is not None:
+            continue
+        prev_seq, prev_hash = last.get(event.chain, (0, GENESIS_HASH))
+        problem = None
+        if event.seq != prev_seq + 1:
+            problem = f"sequence gap: expected {prev_seq + 1}, found {event.seq}"
+        elif event.prev_hash != prev_hash:
+            problem = "prev_hash does not match the previous event's hash"
+        elif chain.event_hash(event) != event.hash:
+            problem = "hash does not match the event's content"
+        if problem:
+            first_broken = BrokenEvent(event.pk, event.chain, event.seq, problem)
+        last[event.chain] = (event.seq, event.hash)
+
+    if first_broken is None:
+        for head in ChainHead.objects.all():
+            seq, digest = last.get(head.chain, (0, GENESIS_HASH))
+            if (head.seq, head.hash) != (seq, digest):
+                tail = ConsentEvent.objects.filter(chain=head.chain).order_by("-seq").first()
+                first_broken = BrokenEvent(
+                    tail.pk if tail else 0,
+                    head.chain,
+                    seq,
+                    "the chain head does not match the last event (events missing)",
+                )
+                break
+
+    mismatches = [
+        evidence.event_id
+        for evidence in ConsentEvidence.objects.filter(redacted_at__isnull=True).select_related("event")
+        if chain.evidence_hash(
+            ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+        )
+        != evidence.event.evidence_hash
+    ]
+
+    checkpoint_problem = None
+    prev = GENESIS_HASH
+    for checkpoint in LedgerCheckpoint.objects.order_by("id"):
+        if checkpoint.prev_hash != prev or chain.heads_hash(prev, checkpoint.heads) != checkpoint.hash:
+            checkpoint_problem = f"checkpoint {checkpoint.pk} does not verify"
+            break
+        for chain_number, (seq, digest) in checkpoint.heads.items():
+            sealed = (
+                ConsentEvent.objects.filter(chain=int(chain_number), seq=seq)
+                .values_list("hash", flat=True)
+                .first()
+            )
+            if seq and sealed != digest:
+                checkpoint_problem = (
+                    f"checkpoint {checkpoint.pk} sealed an event that changed (chain {chain_number})"
+                )
+                break
+        prev = checkpoint.hash
+
+    return VerifyResult(
+        ok=first_broken is None and not mismatches and checkpoint_problem is None,
+        events_checked=checked,
+        chains=len(last),
+        first_broken=first_broken,
+        evidence_mismatches=mismatches,
+        checkpoint_problem=checkpoint_problem,
+    )
+
+
+@dataclass
+class ScopeState:
+    purpose: Purpose
+    channel: str
+    decision: Decision
+
+
+def consent_state(*, contact: Contact, at: datetime | None = None) -> list[ScopeState]:
+    """The gate's answer for every purpose of the contact's brand and each channel it allows."""
+    at = at or timezone.now()
+    states = []
+    for purpose in Purpose.objects.filter(brand_id=contact.brand_id).order_by("key"):
+        for channel in purpose.channels:
+            states.append(
+                ScopeState(purpose, channel, check(contact=contact, channel=channel, purpose=purpose, at=at))
+            )
+    return states
+
+
+def contact_events(*, contact: Contact) -> QuerySet[ConsentEvent]:
+    return (
+        ConsentEvent.objects.filter(Q(contact=contact) | Q(actor_contact=contact))
+        .select_related("purpose", "notice")
+        .order_by("occurred_at", "chain", "seq")
+    )
+
+
+def purpose_get(*, brand_id: int, key: str, field_name: str = "purpose") -> Purpose:
+    purpose = Purpose.objects.filter(brand_id=brand_id, key=key).first()
+    if purpose is None:
+        raise InvalidInput(field_name, f"unknown purpose {key!r} for this contact's brand")
+    return purpose
+
+
+def event_get(*, event_id: int, field_name: str = "confirms_event_id") -> ConsentEvent:
+    event = ConsentEvent.objects.select_related("contact", "purpose", "notice").filter(pk=event_id).first()
+    if event is None:
+        raise InvalidInput(field_name, f"unknown event {event_id}")
+    return event
+
+
+def suppression_get(*, suppression_id: int) -> Suppression:
+    suppression = Suppression.objects.filter(pk=suppression_id).first()
+    if suppression is None:
+        raise NotFound(f"suppression {suppression_id} not found")
+    return suppression
