@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
 from comms.auth import ApiKeyAuth
+from comms.campaigns.api import router as campaigns_router
 from comms.contacts.api import router as contacts_router
 from comms.errors import DomainError, InvalidInput
 from comms.suppression.api import router as suppression_router
@@ -22,6 +23,7 @@ api = NinjaAPI(
 )
 api.add_router("", contacts_router)
 api.add_router("", suppression_router)
+api.add_router("", campaigns_router)
 
 
 @api.exception_handler(InvalidInput)

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "ninja",
     "comms.contacts",
     "comms.suppression",
+    "comms.campaigns",
     "comms.accounts",
     "comms.core",
 ]
@@ -197,6 +198,59 @@ DIGITAL_CONSENT_AGE = env_int("COMMS_DIGITAL_CONSENT_AGE", 13, minimum=13, maxim
 PHONE_DEFAULT_REGION = env_str("COMMS_PHONE_DEFAULT_REGION", "NO") or "NO"
 # Largest bulk import accepted in one API request.
 IMPORT_MAX_ROWS = env_int("COMMS_IMPORT_MAX_ROWS", 5000, minimum=1)
+
+
+# --- sending --------------------------------------------------------------------------------
+def _clock(name: str, default: str) -> tuple[int, int]:
+    value = env_str(name, default) or default
+    try:
+        hour, minute = (int(part) for part in value.split(":"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be HH:MM, got {value!r}") from None
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ImproperlyConfigured(f"{name} must be HH:MM, got {value!r}")
+    return hour, minute
+
+
+def _cap(name: str, default: str) -> tuple[int, int]:
+    value = env_str(name, default) or default
+    try:
+        count, days = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be COUNT/DAYS (e.g. 4/7), got {value!r}") from None
+    if count < 1 or days < 1:
+        raise ImproperlyConfigured(f"{name} must be positive, got {value!r}")
+    return count, days
+
+
+# Marketing SMS only between these local times (Europe/Oslo); outside them SMS are deferred.
+SMS_SEND_WINDOW = (_clock("COMMS_SMS_SEND_FROM", "08:00"), _clock("COMMS_SMS_SEND_UNTIL", "21:00"))
+# At most COUNT marketing messages per contact and channel within DAYS; more are deferred.
+FREQUENCY_CAP = {
+    "sms": _cap("COMMS_FREQUENCY_CAP_SMS", "4/7"),
+    "email": _cap("COMMS_FREQUENCY_CAP_EMAIL", "7/7"),
+}
+SEND_BATCH_SIZE = env_int("COMMS_SEND_BATCH_SIZE", 200, minimum=1, maximum=1000)
+SEND_MAX_ATTEMPTS = env_int("COMMS_SEND_MAX_ATTEMPTS", 8, minimum=1)
+# Queued deliveries untouched this long are re-enqueued by the sweep (the broker may lose ids).
+SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 120, minimum=10)
+MEMBER_LINK_MAX_AGE = env_int("COMMS_MEMBER_LINK_MAX_AGE_DAYS", 180, minimum=1) * 86400
+
+# --- LifeVision (off until its URL and key are set; the zero-config run starts the fake) -------
+LIFEVISION_BASE_URL = env_str("LIFEVISION_BASE_URL")
+if LIFEVISION_BASE_URL is not None:
+    check_url("LIFEVISION_BASE_URL", LIFEVISION_BASE_URL, ("http", "https"))
+LIFEVISION_API_KEY = env_str("LIFEVISION_API_KEY")
+LIFEVISION_WEBHOOK_SECRET = env_str("LIFEVISION_WEBHOOK_SECRET")
+LIFEVISION_SMS_SENDER = env_str("LIFEVISION_SMS_SENDER")
+if LIFEVISION_SMS_SENDER is not None and not (
+    (LIFEVISION_SMS_SENDER.isalnum() and len(LIFEVISION_SMS_SENDER) <= 11) or LIFEVISION_SMS_SENDER.isdigit()
+):
+    raise ImproperlyConfigured("LIFEVISION_SMS_SENDER must be ≤ 11 letters and digits, or a short number")
+if PRODUCTION and LIFEVISION_BASE_URL and not (LIFEVISION_API_KEY and LIFEVISION_WEBHOOK_SECRET):
+    raise ImproperlyConfigured(
+        "LIFEVISION_API_KEY and LIFEVISION_WEBHOOK_SECRET must be set with LIFEVISION_BASE_URL"
+    )
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True

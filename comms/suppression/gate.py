@@ -15,6 +15,7 @@ lock (``comms.suppression.locks.sender_lock``). Precedence, first match wins (DE
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -110,35 +111,6 @@ def _fold(events: list[ConsentEvent]) -> _Scope:
     return scope
 
 
-def scope_events(contact: Contact, channel: str, purpose: Purpose, at: datetime) -> list[ConsentEvent]:
-    """The contact's events that bear on (channel, purpose), in the order the person acted."""
-    return list(
-        ConsentEvent.objects.filter(
-            Q(channel="") | Q(channel=channel),
-            Q(purpose__isnull=True) | Q(purpose=purpose),
-            contact=contact,
-            action__in=_SCOPE_ACTIONS,
-            recorded_at__lte=at,
-        )
-        .select_related("confirms", "confirms__notice", "notice")
-        .order_by("occurred_at", "chain", "seq")
-    )
-
-
-def active_suppression(key: str, channel: str, brand_id: int, at: datetime) -> Suppression | None:
-    return (
-        Suppression.objects.filter(
-            Q(brand__isnull=True) | Q(brand_id=brand_id),
-            Q(lifted_at__isnull=True) | Q(lifted_at__gt=at),
-            address_key=key,
-            channel__in=[channel, SuppressionChannel.ALL],
-            created_at__lte=at,
-        )
-        .order_by("created_at", "id")
-        .first()
-    )
-
-
 def check(
     *,
     contact: Contact,
@@ -148,19 +120,82 @@ def check(
     at: datetime | None = None,
 ) -> Decision:
     """Decide whether a ``channel`` message for ``purpose`` may go to ``contact`` at ``address``
-    (normalised; the contact's own address by default), as the ledger stood at ``at`` (now)."""
+    (normalised; the contact's own address by default): now, on everything committed, or as the
+    ledger stood at ``at``."""
+    addresses = {contact.pk: address} if address else None
+    return check_many(contacts=[contact], channel=channel, purpose=purpose, addresses=addresses, at=at)[
+        contact.pk
+    ]
+
+
+def check_many(
+    *,
+    contacts: Sequence[Contact],
+    channel: str,
+    purpose: Purpose,
+    addresses: Mapping[int, str] | None = None,
+    at: datetime | None = None,
+) -> dict[int, Decision]:
+    """The same rules as ``check`` for many contacts at once, in three queries: the form the
+    send path and campaign previews use. Returns a decision per contact id."""
+    live = at is None
     at = at or timezone.now()
-    if not purpose.allows_channel(channel) or purpose.brand_id != contact.brand_id:
-        return Decision.deny(Reason.CHANNEL_NOT_ALLOWED)
-    address = address or contact.address_for(channel)
-    if not address:
-        return Decision.deny(Reason.NO_ADDRESS)
+    decisions: dict[int, Decision] = {}
+    keys: dict[int, str] = {}
+    for contact in contacts:
+        if not purpose.allows_channel(channel) or purpose.brand_id != contact.brand_id:
+            decisions[contact.pk] = Decision.deny(Reason.CHANNEL_NOT_ALLOWED)
+            continue
+        address = (addresses or {}).get(contact.pk) or contact.address_for(channel)
+        if not address:
+            decisions[contact.pk] = Decision.deny(Reason.NO_ADDRESS)
+            continue
+        keys[contact.pk] = address_key(channel, address)
+    if not keys:
+        return decisions
 
-    suppression = active_suppression(address_key(channel, address), channel, contact.brand_id, at)
-    if suppression is not None:
-        return Decision.deny(f"{Reason.SUPPRESSED}:{suppression.reason}", suppression.source_event_id)
+    # Live decisions (no ``at``) read everything committed, whatever its timestamp: a withdrawal
+    # committed on a machine whose clock runs ahead must still count. ``at`` asks for history.
+    suppression_rows = Suppression.objects.filter(
+        Q(brand__isnull=True) | Q(brand_id=purpose.brand_id),
+        address_key__in=set(keys.values()),
+        channel__in=[channel, SuppressionChannel.ALL],
+    )
+    if live:
+        suppression_rows = suppression_rows.filter(lifted_at__isnull=True)
+    else:
+        suppression_rows = suppression_rows.filter(
+            Q(lifted_at__isnull=True) | Q(lifted_at__gt=at), created_at__lte=at
+        )
+    suppressions: dict[str, Suppression] = {}
+    for suppression in suppression_rows.order_by("created_at", "id"):
+        suppressions.setdefault(suppression.address_key, suppression)
 
-    return decide_from_events(contact, purpose, scope_events(contact, channel, purpose, at), at)
+    events: dict[int, list[ConsentEvent]] = {contact_id: [] for contact_id in keys}
+    event_rows = ConsentEvent.objects.filter(
+        Q(channel="") | Q(channel=channel),
+        Q(purpose__isnull=True) | Q(purpose=purpose),
+        contact_id__in=list(keys),
+        action__in=_SCOPE_ACTIONS,
+    )
+    if not live:
+        event_rows = event_rows.filter(recorded_at__lte=at)
+    for event in event_rows.select_related("confirms", "confirms__notice", "notice").order_by(
+        "occurred_at", "chain", "seq"
+    ):
+        events[event.contact_id].append(event)  # type: ignore[index]
+
+    for contact in contacts:
+        if contact.pk not in keys:
+            continue
+        blocking = suppressions.get(keys[contact.pk])
+        if blocking is not None:
+            decisions[contact.pk] = Decision.deny(
+                f"{Reason.SUPPRESSED}:{blocking.reason}", blocking.source_event_id
+            )
+        else:
+            decisions[contact.pk] = decide_from_events(contact, purpose, events[contact.pk], at)
+    return decisions
 
 
 def decide_from_events(

@@ -1,0 +1,133 @@
+"""Campaigns and their deliveries. A Delivery row is the truth about one message: the broker
+only carries ids, and (campaign, contact, channel) is unique so nothing is ever sent twice."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from comms.contacts.models import Brand, Contact
+from comms.suppression.models import ConsentEvent, Purpose
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+class Provider(models.TextChoices):
+    LIFEVISION = "lifevision", "LifeVision"
+    MAILCHIMP = "mailchimp", "Mailchimp"
+
+
+class Campaign(models.Model):
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=[("email", "Email"), ("sms", "SMS")])
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.LIFEVISION)
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="campaigns")
+    # Audience filters (see comms.campaigns.audience.AUDIENCE_FIELDS); empty means the whole brand.
+    audience = models.JSONField(default=dict, blank=True)
+    subject = models.CharField(max_length=300, blank=True)
+    html = models.TextField(blank=True)
+    text = models.TextField(
+        help_text="SMS text, or the plain-text part of an email. {first_name} etc. allowed."
+    )
+    # The marketer's limit on SMS length, in segments (1 segment = 160 GSM characters).
+    sms_max_segments = models.PositiveSmallIntegerField(default=2)
+    send_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    status_detail = models.CharField(max_length=300, blank=True)
+    created_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "send_at"], name="campaign_due")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_status_display()})"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DENIED = "denied", "Denied by the gate"
+    DEFERRED = "deferred", "Deferred"
+    SENT = "sent", "Handed to the provider"
+    FAILED = "failed", "Failed"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCED = "bounced", "Bounced"
+    CANCELLED = "cancelled", "Cancelled with the campaign"
+
+
+class Delivery(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="deliveries")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="deliveries")
+    channel = models.CharField(max_length=10)
+    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED)
+    # The gate's reason (allowed basis or denial code), or why it was deferred or failed.
+    reason = models.CharField(max_length=60, blank=True)
+    decision_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Sent to the provider as external_id: fixed per delivery, so a retry is recognised as one.
+    external_id = models.UUIDField(unique=True)
+    provider_id = models.CharField(max_length=100, blank=True)
+    address_key = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    deferred_until = models.DateTimeField(null=True, blank=True)
+    # Last time the id was handed to the broker; the sweep re-enqueues what nobody picked up.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    # SMS from an alphanumeric sender carry a short unsubscribe link /s/<short_code>.
+    short_code = models.CharField(max_length=12, null=True, blank=True, unique=True)
+    segments = models.PositiveSmallIntegerField(default=0)
+    segments_delivered = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "contact", "channel"], name="delivery_once_per_campaign"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+            models.Index(fields=["contact", "channel", "sent_at"], name="delivery_contact_sent"),
+            models.Index(fields=["provider_id"], condition=~Q(provider_id=""), name="delivery_provider_id"),
+            models.Index(
+                fields=["deferred_until"], condition=Q(status="deferred"), name="delivery_deferred_due"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} {self.status}"
+
+
+class CallbackReceipt(models.Model):
+    """One provider callback, kept once: the unique key makes at-least-once delivery harmless."""
+
+    provider = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20)
+    dedupe_key = models.CharField(max_length=200)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "kind", "dedupe_key"], name="callback_once"),
+        ]

@@ -1,0 +1,80 @@
+"""Reads for campaigns: counts by status and reason, previews, deliveries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db.models import Count, QuerySet
+
+from comms.campaigns.audience import audience_queryset
+from comms.campaigns.models import Campaign, Delivery
+from comms.errors import NotFound
+from comms.suppression.gate import check_many
+
+PREVIEW_CHUNK = 2000
+
+
+def campaign_get(*, campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.select_related("brand", "purpose").filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} not found")
+    return campaign
+
+
+@dataclass
+class CampaignCounts:
+    total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def campaign_counts(*, campaign: Campaign) -> CampaignCounts:
+    counts = CampaignCounts()
+    rows = Delivery.objects.filter(campaign=campaign).values("status", "reason").annotate(n=Count("id"))
+    for row in rows:
+        counts.total += row["n"]
+        counts.by_status[row["status"]] = counts.by_status.get(row["status"], 0) + row["n"]
+        reasons = counts.by_reason.setdefault(row["status"], {})
+        reasons[row["reason"] or "-"] = reasons.get(row["reason"] or "-", 0) + row["n"]
+    return counts
+
+
+@dataclass
+class Preview:
+    audience: int
+    would_send: int
+    would_deny: dict[str, int]
+
+
+def campaign_preview(*, campaign: Campaign) -> Preview:
+    """Audience size and the gate's would-be decisions, without sending or writing anything."""
+    contacts = audience_queryset(
+        brand_id=campaign.brand_id, channel=campaign.channel, audience=campaign.audience
+    )
+    denied: Counter[str] = Counter()
+    allowed = total = 0
+    ids = list(contacts.order_by("id").values_list("id", flat=True))
+    for start in range(0, len(ids), PREVIEW_CHUNK):
+        chunk = list(
+            contacts.model.objects.filter(pk__in=ids[start : start + PREVIEW_CHUNK]).select_related("brand")
+        )
+        decisions = check_many(contacts=chunk, channel=campaign.channel, purpose=campaign.purpose)
+        for decision in decisions.values():
+            total += 1
+            if decision.allowed:
+                allowed += 1
+            else:
+                denied[decision.reason] += 1
+    return Preview(audience=total, would_send=allowed, would_deny=dict(denied.most_common()))
+
+
+def campaign_deliveries(
+    *, campaign: Campaign, status: str | None = None, reason: str | None = None
+) -> QuerySet[Delivery]:
+    deliveries = Delivery.objects.filter(campaign=campaign).order_by("id")
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if reason:
+        deliveries = deliveries.filter(reason=reason)
+    return deliveries

@@ -1,0 +1,339 @@
+"""The one place a message is handed to a provider.
+
+For a batch of deliveries, in one transaction: lock the rows (skipping any another worker
+holds), take the *shared* sender lock on every recipient's address key, ask the gate, record
+each decision on its delivery, hand the allowed messages to the provider, record the results,
+commit. A withdrawal takes the *exclusive* lock on the address key, so it waits for this batch
+to commit, and every batch that starts after it sees it (DESIGN §3 "Immediately").
+
+If the provider fails transiently the whole transaction rolls back (nothing is recorded as
+sent) and the batch is retried later with the same ``external_id`` per message, which the
+provider treats as duplicates: a crash between hand-off and commit never sends twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
+from django.utils import timezone
+
+from comms.campaigns.content import render, sms_length, sms_opt_out
+from comms.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from comms.campaigns.providers import OutboundMessage, provider_send
+from comms.suppression.gate import check_many
+from comms.suppression.keys import address_key
+from comms.suppression.locks import sender_lock
+from comms.web.tokens import make_token, new_short_code, short_url, unsubscribe_url
+from integrations.errors import IntegrationError
+
+logger = logging.getLogger(__name__)
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+class RetryLater(Exception):
+    """The provider is unavailable for now; retry the batch after ``delay_ms``."""
+
+    def __init__(self, message: str, delay_ms: int) -> None:
+        super().__init__(message)
+        self.delay_ms = delay_ms
+
+
+@dataclass
+class BatchOutcome:
+    sent: int = 0
+    denied: int = 0
+    deferred: int = 0
+    failed: int = 0
+    skipped: int = 0
+    # (channel, address) the operator blocks: suppressed for every brand after commit.
+    blocked_addresses: list[tuple[str, str]] = field(default_factory=list)
+    campaign_ids: set[int] = field(default_factory=set)
+
+
+def next_send_window(now: dt.datetime) -> dt.datetime | None:
+    """None inside the SMS send window (local time), else the moment it next opens.
+    A window of None (tests, transactional use) is always open."""
+    if settings.SMS_SEND_WINDOW is None:
+        return None
+    (from_h, from_m), (until_h, until_m) = settings.SMS_SEND_WINDOW
+    local = now.astimezone(OSLO)
+    opens = local.replace(hour=from_h, minute=from_m, second=0, microsecond=0)
+    closes = local.replace(hour=until_h, minute=until_m, second=0, microsecond=0)
+    if opens <= local < closes:
+        return None
+    if local >= closes:
+        opens = (opens + dt.timedelta(days=1)).replace(hour=from_h, minute=from_m)
+    return opens
+
+
+def deliveries_send(*, delivery_ids: Sequence[int]) -> BatchOutcome:
+    """Decide and send one batch. Raises ``RetryLater`` when the provider is unavailable."""
+    try:
+        with transaction.atomic():
+            outcome = _send_locked(list(delivery_ids))
+    except IntegrationError as exc:
+        if exc.permanent:  # handled inside; only transient errors get here
+            raise
+        _record_transient_failure(list(delivery_ids), exc)
+        delay_ms = int((exc.retry_after or 0) * 1000) or None
+        raise RetryLater(exc.message, delay_ms or 5000) from exc
+    _after_commit(outcome)
+    return outcome
+
+
+def _send_locked(ids: list[int]) -> BatchOutcome:
+    outcome = BatchOutcome()
+    deliveries = list(
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("campaign", "campaign__brand", "campaign__purpose", "contact", "contact__home_centre")
+        .filter(pk__in=ids)
+        .filter(Q(status=DeliveryStatus.QUEUED) | Q(status=DeliveryStatus.DEFERRED))
+        .order_by("id")
+    )
+    now = timezone.now()
+    by_campaign: dict[int, list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        if delivery.status == DeliveryStatus.DEFERRED and (delivery.deferred_until or now) > now:
+            outcome.skipped += 1
+            continue
+        by_campaign[delivery.campaign_id].append(delivery)
+    for group in by_campaign.values():
+        campaign = group[0].campaign
+        outcome.campaign_ids.add(campaign.pk)
+        if campaign.status != CampaignStatus.SENDING:
+            outcome.skipped += len(group)  # paused or cancelled: leave them for resume
+            continue
+        _send_group(campaign, group, outcome)
+    return outcome
+
+
+def _defer(delivery: Delivery, until: dt.datetime, reason: str, now: dt.datetime) -> None:
+    delivery.status = DeliveryStatus.DEFERRED
+    delivery.deferred_until = until
+    delivery.reason = reason
+    delivery.decided_at = now
+
+
+def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome) -> None:
+    channel = campaign.channel
+    now = timezone.now()
+    changed: list[Delivery] = []
+    if channel == "sms":
+        window = next_send_window(now)
+        if window is not None:
+            for delivery in group:
+                _defer(delivery, window, "quiet_hours", now)
+            Delivery.objects.bulk_update(group, ["status", "deferred_until", "reason", "decided_at"])
+            outcome.deferred += len(group)
+            return
+
+    candidates: list[Delivery] = []
+    for delivery in group:
+        address = delivery.contact.address_for(channel)
+        if not address:
+            delivery.status, delivery.reason, delivery.decided_at = DeliveryStatus.DENIED, "no_address", now
+            changed.append(delivery)
+            outcome.denied += 1
+            continue
+        delivery.address_key = address_key(channel, address)
+        candidates.append(delivery)
+
+    # The shared lock first, then the gate: a withdrawal committed before we got the lock is seen.
+    sender_lock(d.address_key for d in candidates)
+    decisions = check_many(
+        contacts=[d.contact for d in candidates], channel=channel, purpose=campaign.purpose
+    )
+    decided_at = timezone.now()
+
+    allowed: list[Delivery] = []
+    for delivery in candidates:
+        decision = decisions[delivery.contact_id]
+        delivery.reason = decision.reason
+        delivery.decision_event_id = decision.event_id
+        delivery.decided_at = decided_at
+        if decision.allowed:
+            allowed.append(delivery)
+        else:
+            delivery.status = DeliveryStatus.DENIED
+            outcome.denied += 1
+        changed.append(delivery)
+
+    allowed = _apply_frequency_cap(campaign, allowed, decided_at, outcome)
+    messages = [_message(campaign, delivery) for delivery in allowed]
+    if messages:
+        try:
+            results = {r.external_id: r for r in provider_send(campaign.provider, messages)}
+        except IntegrationError as exc:
+            if not exc.permanent:
+                raise
+            for delivery in allowed:
+                delivery.status, delivery.last_error = DeliveryStatus.FAILED, exc.message[:300]
+                delivery.attempts += 1
+            outcome.failed += len(allowed)
+            results = {}
+        for delivery in allowed if results else []:
+            result = results[str(delivery.external_id)]
+            delivery.attempts += 1
+            if result.status == "accepted":
+                delivery.status, delivery.provider_id, delivery.sent_at = (
+                    DeliveryStatus.SENT,
+                    result.provider_id or "",
+                    decided_at,
+                )
+                outcome.sent += 1
+            else:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.last_error = f"rejected: {result.error_code or 'unknown'}"
+                outcome.failed += 1
+                if result.error_code == "blocked_recipient":
+                    address = delivery.contact.address_for(channel) or ""
+                    outcome.blocked_addresses.append((channel, address))
+    Delivery.objects.bulk_update(
+        changed,
+        [
+            "status",
+            "reason",
+            "decision_event",
+            "decided_at",
+            "address_key",
+            "provider_id",
+            "sent_at",
+            "attempts",
+            "last_error",
+            "deferred_until",
+            "segments",
+            "short_code",
+        ],
+        batch_size=1000,
+    )
+
+
+def _apply_frequency_cap(
+    campaign: Campaign, allowed: list[Delivery], now: dt.datetime, outcome: BatchOutcome
+) -> list[Delivery]:
+    limit, days = settings.FREQUENCY_CAP[campaign.channel]
+    since = now - dt.timedelta(days=days)
+    recent = {
+        row["contact_id"]: row
+        for row in Delivery.objects.filter(
+            contact_id__in=[d.contact_id for d in allowed],
+            channel=campaign.channel,
+            sent_at__gte=since,
+        )
+        .exclude(campaign=campaign)
+        .values("contact_id")
+        .annotate(count=Count("id"), oldest=Min("sent_at"))
+    }
+    kept = []
+    for delivery in allowed:
+        row = recent.get(delivery.contact_id)
+        if row and row["count"] >= limit:
+            _defer(delivery, row["oldest"] + dt.timedelta(days=days), "frequency_cap", now)
+            outcome.deferred += 1
+        else:
+            kept.append(delivery)
+    return kept
+
+
+def _message(campaign: Campaign, delivery: Delivery) -> OutboundMessage:
+    contact = delivery.contact
+    brand = campaign.brand
+    token = make_token(
+        contact_id=contact.pk,
+        purpose_id=campaign.purpose_id,
+        channel=campaign.channel,
+        address_key=delivery.address_key,
+    )
+    callback = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/hooks/lifevision/reports"
+    tags = [f"campaign:{campaign.pk}"]
+    if campaign.channel == "sms":
+        sender = settings.LIFEVISION_SMS_SENDER or brand.sms_sender or "comms"
+        link = None
+        if not sender.isdigit():
+            delivery.short_code = delivery.short_code or new_short_code()
+            link = short_url(delivery.short_code)
+        text = f"{render(campaign.text, contact)}\n{sms_opt_out(sender, link)}"
+        delivery.segments = sms_length(text).segments
+        return OutboundMessage(
+            external_id=str(delivery.external_id),
+            channel="sms",
+            to=contact.mobile or "",
+            sender=sender,
+            text=text,
+            callback_url=callback,
+            tags=tags,
+        )
+    url = unsubscribe_url(token)
+    footer_text = f"\n\nMeld deg av: {url}"
+    footer_html = (
+        f'<p style="font-size:12px"><a href="{url}">Meld deg av</a> / <a href="{url}">Unsubscribe</a></p>'
+    )
+    html = render(campaign.html, contact) if campaign.html else ""
+    return OutboundMessage(
+        external_id=str(delivery.external_id),
+        channel="email",
+        to=contact.email or "",
+        sender=brand.email_from or brand.name,
+        subject=render(campaign.subject, contact),
+        text=render(campaign.text, contact) + footer_text,
+        html=(html + footer_html) if html else None,
+        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        callback_url=callback,
+        tags=tags,
+    )
+
+
+def _record_transient_failure(ids: list[int], exc: IntegrationError) -> None:
+    """Count the failed attempt; a delivery out of attempts is recorded as failed, not lost."""
+    with transaction.atomic():
+        pending = Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED)
+        pending.update(attempts=F("attempts") + 1, last_error=exc.message[:300])
+        exhausted = pending.filter(attempts__gte=settings.SEND_MAX_ATTEMPTS)
+        if exhausted.exists():
+            campaign_ids = set(exhausted.values_list("campaign_id", flat=True))
+            exhausted.update(status=DeliveryStatus.FAILED, reason="provider_unavailable")
+            for campaign_id in campaign_ids:
+                campaign_finish_if_done(campaign_id=campaign_id)
+
+
+def _after_commit(outcome: BatchOutcome) -> None:
+    from comms.suppression.models import Source
+    from comms.suppression.services import Principal, suppression_add
+
+    for channel, address in outcome.blocked_addresses:
+        if address:
+            suppression_add(
+                channel=channel,
+                address=address,
+                reason="blocked_recipient",
+                source=Source.LIFEVISION_WEBHOOK,
+                principal=Principal(actor="system", recorded_by="lifevision-send-result"),
+            )
+    for campaign_id in outcome.campaign_ids:
+        campaign_finish_if_done(campaign_id=campaign_id)
+
+
+def campaign_finish_if_done(*, campaign_id: int) -> bool:
+    """Mark a sending campaign sent once nothing is queued or deferred any more."""
+    with transaction.atomic():
+        campaign = (
+            Campaign.objects.select_for_update().filter(pk=campaign_id, status=CampaignStatus.SENDING).first()
+        )
+        if campaign is None:
+            return False
+        if Delivery.objects.filter(
+            campaign_id=campaign_id, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
+        ).exists():
+            return False
+        campaign.status = CampaignStatus.SENT
+        campaign.finished_at = timezone.now()
+        campaign.save(update_fields=["status", "finished_at", "updated_at"])
+    return True

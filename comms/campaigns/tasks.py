@@ -1,0 +1,28 @@
+"""Campaign actors: thin, idempotent, ids only."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq_crontab import cron
+
+from comms.campaigns import sending, services
+
+
+@dramatiq.actor(max_retries=3, queue_name="campaigns")
+def start_campaign(campaign_id: int) -> None:
+    services.campaign_start(campaign_id=campaign_id)
+
+
+@dramatiq.actor(max_retries=50, min_backoff=2000, max_backoff=300_000, queue_name="send", time_limit=120_000)
+def send_deliveries(delivery_ids: list[int]) -> None:
+    try:
+        sending.deliveries_send(delivery_ids=delivery_ids)
+    except sending.RetryLater as exc:
+        # The delivery rows count attempts and fail for good after COMMS_SEND_MAX_ATTEMPTS.
+        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
+
+
+@cron("* * * * *")
+@dramatiq.actor(max_retries=0, queue_name="campaigns")
+def campaigns_tick() -> None:
+    services.campaigns_tick()
