@@ -103,6 +103,17 @@ def _apply(campaign: Campaign, data: CampaignInput) -> None:
     _check_content(campaign)
 
 
+def campaign_validate(*, brand: Brand, data: CampaignInput, existing: Campaign | None = None) -> None:
+    """Check a campaign's input without saving it (the admin form uses this)."""
+    if existing is not None:
+        probe = Campaign.objects.select_related("brand", "purpose").get(pk=existing.pk)
+    else:
+        if not data.purpose:
+            raise InvalidInput("purpose", "a campaign needs a purpose")
+        probe = Campaign(brand=brand, text="", provider=Provider.LIFEVISION)
+    _apply(probe, data)
+
+
 def campaign_create(*, brand: Brand, data: CampaignInput, created_by: str = "") -> Campaign:
     if not data.purpose:
         raise InvalidInput("purpose", "a campaign needs a purpose")

@@ -147,6 +147,7 @@ def seed_demo(*, contacts_per_brand: int = 20, seed: int = 2026) -> SeedResult:
             )
             result.events += 1
         result.contacts += 1
+    _demo_campaigns()
     # An address that bounced, for every brand.
     ledger.suppression_add(
         channel="email",
@@ -165,16 +166,17 @@ def _demo_ledger(rng: random.Random, contact: Contact, newsletter, dialogue, fol
     web = Evidence(ip=f"192.0.2.{rng.randint(1, 254)}", user_agent="Mozilla/5.0 (demo)")
     roll = rng.random()
     if contact.kind == "member":
-        ledger.consent_grant(
-            contact=contact,
-            channel="email",
-            purpose=dialogue,
-            basis="soft_opt_in",
-            source=Source.FRONT_DESK,
-            principal=staff,
-            opt_out_offered=True,
-        )
-        events += 1
+        for channel in ("email", "sms"):
+            ledger.consent_grant(
+                contact=contact,
+                channel=channel,
+                purpose=dialogue,
+                basis="soft_opt_in",
+                source=Source.FRONT_DESK,
+                principal=staff,
+                opt_out_offered=True,
+            )
+            events += 1
     if contact.kind == "guest":
         ledger.consent_grant(
             contact=contact,
@@ -216,3 +218,32 @@ def _demo_ledger(rng: random.Random, contact: Contact, newsletter, dialogue, fol
         ledger.objection_record(contact=contact, source=Source.FRONT_DESK, principal=staff)
         events += 1
     return events
+
+
+def _demo_campaigns() -> None:
+    from comms.campaigns.services import CampaignInput, campaign_create
+
+    fit24 = Brand.objects.get(key="fit24")
+    campaign_create(
+        brand=fit24,
+        data=CampaignInput(
+            name="Vinterkampanje for medlemmer",
+            channel="sms",
+            purpose="member-dialogue",
+            audience={"kinds": ["member"]},
+            text="Hei {first_name}! Ta med en venn gratis på trening hele desember.",
+        ),
+        created_by="demo-seed",
+    )
+    campaign_create(
+        brand=fit24,
+        data=CampaignInput(
+            name="Nyhetsbrev desember",
+            channel="email",
+            purpose="fit24-newsletter",
+            subject="Nytt fra FIT24, {first_name}",
+            html="<h1>Hei {first_name}!</h1><p>Nye timer på {centre} i desember.</p>",
+            text="Hei {first_name}! Nye timer på {centre} i desember.",
+        ),
+        created_by="demo-seed",
+    )

@@ -35,12 +35,30 @@ class Command(BaseCommand):
             if result.created:
                 self.stdout.write(f"demo data: {result.contacts} contacts, {result.events} ledger events")
             self._demo_credentials()
+        if not settings.LIFEVISION_BASE_URL:
+            self._start_fake_lifevision(options["addrport"])
         if "StubBroker" in settings.DRAMATIQ_BROKER["BROKER"]:
             inprocess.load_task_modules()
             inprocess.start_worker()
             inprocess.start_scheduler()
             self.stdout.write("in-process worker and scheduler running (no Redis configured)")
         call_command("runserver", options["addrport"], use_reloader=False)
+
+    def _start_fake_lifevision(self, addrport: str) -> None:
+        """No LifeVision configured: serve the built-in fake, which sends signed delivery
+        reports back to this server."""
+        from integrations.lifevision.fake import FakeLifeVision
+
+        fake = FakeLifeVision(port=0).start()
+        host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+        settings.LIFEVISION_BASE_URL = fake.base_url
+        settings.LIFEVISION_API_KEY = fake.api_key
+        settings.LIFEVISION_WEBHOOK_SECRET = fake.webhook_secret
+        if settings.PUBLIC_BASE_URL == "http://127.0.0.1:8000":
+            settings.PUBLIC_BASE_URL = f"http://{host.replace('0.0.0.0', '127.0.0.1')}"
+        self.stdout.write(
+            f"fake LifeVision at {fake.base_url} (what it received: {fake.base_url}/_fake/messages)"
+        )
 
     def _demo_credentials(self) -> None:
         """Create an admin user and one API key per role once, and show where they are kept."""
