@@ -56,6 +56,16 @@ def brand_get(key: str, *, field_name: str = "brand") -> Brand:
     return brand
 
 
+def _plausible_instant(value: dt.datetime) -> bool:
+    if value.utcoffset() is None:
+        return False
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return False
+    return 1900 <= utc.year <= 2999
+
+
 def _clean(data: ContactInput, *, brand: Brand, contact: Contact | None) -> CleanContact:
     """Validate and normalise every field given; raise InvalidInput naming the first bad one."""
     clean = CleanContact()
@@ -110,7 +120,10 @@ def _clean(data: ContactInput, *, brand: Brand, contact: Contact | None) -> Clea
                 raise InvalidInput("tags", f"tag {tag!r} must be letters, digits, - or _ (at most 60)")
         clean.tags = sorted(set(tags))
     if _is_set(data.purchase_at):
-        values["purchase_at"] = data.purchase_at
+        stamp = data.purchase_at
+        if stamp is not None and not _plausible_instant(stamp):
+            raise InvalidInput("purchase_at", "must be a date-time with a time zone, between 1900 and 2999")
+        values["purchase_at"] = stamp
     return clean
 
 
@@ -229,16 +242,6 @@ def contacts_import(*, rows: Sequence[ContactInput], atomic: bool = True) -> Imp
                 Contact.objects.select_for_update().filter(brand=brand, external_id=external_id).first()
             )
             if existing is None:
-                contact = Contact.objects.create(brand=brand, **clean.values)
-                if clean.tags:
-                    _set_tags(contact, clean.tags)
-                result.created += 1
-                continue
-            if existing.erased_at is not None:
-                # An erased person re-imported: keep the erased row as the ledger's anchor and
-                # start a fresh contact; the erased suppression still blocks the address.
-                existing.external_id = None
-                existing.save(update_fields=["external_id"])
                 contact = Contact.objects.create(brand=brand, **clean.values)
                 if clean.tags:
                     _set_tags(contact, clean.tags)

@@ -108,6 +108,8 @@ def ledger_verify(*, batch_size: int = 5000) -> VerifyResult:
                     f"checkpoint {checkpoint.pk} sealed an event that changed (chain {chain_number})"
                 )
                 break
+        if checkpoint_problem:
+            break  # name the first checkpoint that fails, as first_broken names the first event
         prev = checkpoint.hash
 
     return VerifyResult(

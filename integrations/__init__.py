@@ -1,0 +1,1 @@
+"""Adapters for the external services comms hands messages to, one package per vendor."""
