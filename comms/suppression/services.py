@@ -459,8 +459,13 @@ def consent_confirm(
     assert contact is not None
     _check_live(contact)
     _check_principal(contact, principal)
+    if occurred_at is not None and occurred_at < grant.occurred_at:
+        raise InvalidInput("occurred_at", "a confirmation cannot come before the grant it confirms")
+    if principal.actor != Actor.GUARDIAN and _is_minor(contact, occurred_at or timezone.now()):
+        raise InvalidInput("actor", "the contact is a minor: their linked guardian confirms")
     with transaction.atomic():
-        ConsentEvent.objects.select_for_update().filter(pk=grant.pk).exists()
+        # Lock the grant row so two confirmations of the same link cannot both pass the check.
+        list(ConsentEvent.objects.select_for_update().filter(pk=grant.pk))
         if ConsentEvent.objects.filter(action=Action.CONFIRM, confirms=grant).exists():
             raise Conflict("that grant is already confirmed")
         event = _append(
@@ -484,11 +489,14 @@ def consent_confirm(
 
 
 def _lift_person_suppressions(*, key: str, channel: str, brand: Brand, event: ConsentEvent) -> None:
-    active = Suppression.objects.select_for_update().filter(
+    active = Suppression.objects.select_for_update(of=("self",)).filter(
         address_key=key,
         channel__in=[channel, SuppressionChannel.ALL],
         reason__in=PERSON_CAUSED_REASONS,
         lifted_at__isnull=True,
+        # Only what the person did before confirming: a later stop outlives an older confirmation
+        # that reaches us late (a backdated occurred_at).
+        source_event__occurred_at__lte=event.occurred_at,
     )
     for suppression in active.filter(Q(brand=brand) | Q(brand__isnull=True)):
         if suppression.brand_id is None:
@@ -587,14 +595,28 @@ def objection_record(
     return event
 
 
+def _is_restricted(contact: Contact) -> bool:
+    latest = (
+        ConsentEvent.objects.filter(contact=contact, action__in=[Action.RESTRICT, Action.LIFT_RESTRICTION])
+        .order_by("-occurred_at", "-seq")
+        .values_list("action", flat=True)
+        .first()
+    )
+    return latest == Action.RESTRICT
+
+
 def restriction_set(
     *, contact: Contact, source: str, principal: Principal, occurred_at: datetime | None = None
 ) -> ConsentEvent:
     """Restriction of processing (GDPR art. 18): no message while it lasts."""
     _check_source(source)
+    _check_live(contact)
+    _check_principal(contact, principal)
     keys = _contact_keys(contact, Channel.values)
     with transaction.atomic():
         withdrawal_lock(keys.values())
+        if _is_restricted(contact):
+            raise Conflict(f"contact {contact.pk} is already restricted")
         return _append(
             action=Action.RESTRICT,
             source=source,
@@ -608,7 +630,10 @@ def restriction_lift(
     *, contact: Contact, source: str, principal: Principal, occurred_at: datetime | None = None
 ) -> ConsentEvent:
     _check_source(source)
+    _check_principal(contact, principal)
     with transaction.atomic():
+        if not _is_restricted(contact):
+            raise Conflict(f"contact {contact.pk} is not restricted")
         return _append(
             action=Action.LIFT_RESTRICTION,
             source=source,
