@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from comms.api import api
 
@@ -10,4 +10,5 @@ admin.site.index_title = "Consent-enforcing campaigns"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("hooks/lifevision/", include("integrations.lifevision.urls")),
 ]

@@ -3,6 +3,8 @@ only carries ids, and (campaign, contact, channel) is unique so nothing is ever 
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 
@@ -131,3 +133,45 @@ class CallbackReceipt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "kind", "dedupe_key"], name="callback_once"),
         ]
+        indexes = [
+            # The sweep finds receipts whose processing message the broker may have lost.
+            models.Index(
+                fields=["received_at"], condition=Q(processed_at__isnull=True), name="callback_unprocessed"
+            ),
+        ]
+
+
+class ReplyStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Handed to the provider"
+    FAILED = "failed", "Failed"
+
+
+class Reply(models.Model):
+    """A service SMS that answers one inbound SMS (a STOPP confirmation, a START question, the
+    JA confirmation, the HJELP text). Never marketing, so it does not pass the gate; the
+    one-to-one link to the inbound receipt allows at most one reply per inbound message."""
+
+    inbound_receipt = models.OneToOneField(CallbackReceipt, on_delete=models.PROTECT, related_name="reply")
+    keyword = models.CharField(max_length=20)
+    to = models.CharField(max_length=20)
+    # The number (or name) the person wrote to: the reply comes from there.
+    sender = models.CharField(max_length=20)
+    text = models.TextField()
+    status = models.CharField(max_length=10, choices=ReplyStatus.choices, default=ReplyStatus.QUEUED)
+    # Sent to the provider as external_id: a retry is recognised as the same message.
+    external_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    provider_id = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(status="queued"), name="reply_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reply {self.pk} {self.keyword} {self.status}"

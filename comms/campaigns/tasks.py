@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq_crontab import cron
 
-from comms.campaigns import sending, services
+from comms.campaigns import callbacks, sending, services
 
 
 @dramatiq.actor(max_retries=3, queue_name="campaigns")
@@ -26,3 +26,37 @@ def send_deliveries(delivery_ids: list[int]) -> None:
 @dramatiq.actor(max_retries=0, queue_name="campaigns")
 def campaigns_tick() -> None:
     services.campaigns_tick()
+
+
+# --- LifeVision callbacks: the webhook stores a receipt, these process it once ---------------
+
+
+@dramatiq.actor(
+    max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
+)
+def process_delivery_report(receipt_id: int) -> None:
+    callbacks.delivery_report_process(receipt_id=receipt_id)
+
+
+@dramatiq.actor(
+    max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
+)
+def process_inbound_sms(receipt_id: int) -> None:
+    callbacks.inbound_sms_process(receipt_id=receipt_id)
+
+
+@dramatiq.actor(
+    max_retries=20, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
+)
+def send_reply(reply_id: int) -> None:
+    try:
+        sending.reply_send(reply_id=reply_id)
+    except sending.RetryLater as exc:
+        # The reply row counts attempts and fails for good after COMMS_SEND_MAX_ATTEMPTS.
+        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
+
+
+@cron("* * * * *")
+@dramatiq.actor(max_retries=0, queue_name="callbacks")
+def callbacks_sweep() -> None:
+    callbacks.callbacks_sweep()
