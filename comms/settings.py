@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "comms.campaigns",
     "comms.accounts",
     "comms.core",
+    "comms.web",
 ]
 
 MIDDLEWARE = [
@@ -224,7 +225,13 @@ def _cap(name: str, default: str) -> tuple[int, int]:
 
 
 # Marketing SMS only between these local times (Europe/Oslo); outside them SMS are deferred.
-SMS_SEND_WINDOW = (_clock("COMMS_SMS_SEND_FROM", "08:00"), _clock("COMMS_SMS_SEND_UNTIL", "21:00"))
+SMS_SEND_WINDOW: tuple[tuple[int, int], tuple[int, int]] | None = (
+    _clock("COMMS_SMS_SEND_FROM", "08:00"),
+    _clock("COMMS_SMS_SEND_UNTIL", "21:00"),
+)
+# COMMS_SMS_QUIET_HOURS=false: no send window at all (the benchmark runs at any hour).
+if not env_bool("COMMS_SMS_QUIET_HOURS", True):
+    SMS_SEND_WINDOW = None
 # At most COUNT marketing messages per contact and channel within DAYS; more are deferred.
 FREQUENCY_CAP = {
     "sms": _cap("COMMS_FREQUENCY_CAP_SMS", "4/7"),
@@ -233,8 +240,29 @@ FREQUENCY_CAP = {
 SEND_BATCH_SIZE = env_int("COMMS_SEND_BATCH_SIZE", 200, minimum=1, maximum=1000)
 SEND_MAX_ATTEMPTS = env_int("COMMS_SEND_MAX_ATTEMPTS", 8, minimum=1)
 # Queued deliveries untouched this long are re-enqueued by the sweep (the broker may lose ids).
-SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 120, minimum=10)
+# Longer than the send actor's longest retry backoff (300 s), so a batch waiting to be retried
+# is not enqueued a second time.
+SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 600, minimum=10)
 MEMBER_LINK_MAX_AGE = env_int("COMMS_MEMBER_LINK_MAX_AGE_DAYS", 180, minimum=1) * 86400
+
+
+# --- member pages (comms/web) ---------------------------------------------------------------
+def _rate(name: str, default: str) -> tuple[int, int]:
+    value = env_str(name, default) or default
+    try:
+        count, seconds = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be COUNT/SECONDS (e.g. 10/3600), got {value!r}") from None
+    if count < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"{name} must be positive, got {value!r}")
+    return count, seconds
+
+
+# A double-opt-in confirmation link is valid this long after it was sent.
+MEMBER_CONFIRM_MAX_AGE = env_int("COMMS_CONFIRM_LINK_MAX_AGE_HOURS", 48, minimum=1) * 3600
+# The lost-link form: at most COUNT requests per client IP, and per address, within SECONDS.
+LOST_LINK_LIMIT_PER_IP = _rate("COMMS_LOST_LINK_LIMIT_PER_IP", "10/3600")
+LOST_LINK_LIMIT_PER_ADDRESS = _rate("COMMS_LOST_LINK_LIMIT_PER_ADDRESS", "3/3600")
 
 # --- LifeVision (off until its URL and key are set; the zero-config run starts the fake) -------
 LIFEVISION_BASE_URL = env_str("LIFEVISION_BASE_URL")

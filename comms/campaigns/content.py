@@ -67,6 +67,3 @@ def sms_opt_out(sender: str, short_link: str | None) -> str:
     if sender.isdigit():
         return f"Svar STOPP til {sender} for å melde deg av."
     return f"Avmeld: {short_link}" if short_link else "Avmeld: svar STOPP"
-
-
-SMS_OPT_OUT_SAMPLE_LINK = "https://comms.example/s/XXXXXXXXXX"

@@ -26,7 +26,16 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from comms.campaigns.content import render, sms_length, sms_opt_out
-from comms.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Reply, ReplyStatus
+from comms.campaigns.followups.handoff import followup_stops
+from comms.campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    FollowUpRule,
+    Reply,
+    ReplyStatus,
+)
 from comms.campaigns.providers import OutboundMessage, provider_send
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
@@ -142,7 +151,13 @@ def _defer(delivery: Delivery, until: dt.datetime, reason: str, now: dt.datetime
 def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome) -> None:
     channel = campaign.channel
     now = timezone.now()
-    changed: list[Delivery] = []
+    # A follow-up first meets its own rules (conversion, the window after the visit); an
+    # ordinary campaign's deliveries are never stopped here.
+    changed: list[Delivery] = followup_stops(group, now)
+    if changed:
+        outcome.denied += len(changed)
+        stopped = {delivery.pk for delivery in changed}
+        group = [delivery for delivery in group if delivery.pk not in stopped]
     if channel == "sms":
         window = next_send_window(now)
         if window is not None:
@@ -150,6 +165,7 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
                 _defer(delivery, window, "quiet_hours", now)
             Delivery.objects.bulk_update(group, ["status", "deferred_until", "reason", "decided_at"])
             outcome.deferred += len(group)
+            _save_decisions(changed)
             return
 
     candidates: list[Delivery] = []
@@ -339,7 +355,8 @@ def _record_transient_failure(ids: list[int], exc: IntegrationError) -> None:
         pending = Delivery.objects.filter(
             pk__in=ids, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
         )
-        pending.update(attempts=F("attempts") + 1, last_error=exc.message[:300])
+        # enqueued_at: the batch is alive in the broker's retry backoff; the sweep leaves it be.
+        pending.update(attempts=F("attempts") + 1, last_error=exc.message[:300], enqueued_at=timezone.now())
         exhausted = pending.filter(attempts__gte=settings.SEND_MAX_ATTEMPTS)
         if exhausted.exists():
             campaign_ids = set(exhausted.values_list("campaign_id", flat=True))
@@ -366,7 +383,11 @@ def _after_commit(outcome: BatchOutcome) -> None:
 
 
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Mark a sending campaign sent once nothing is queued or deferred any more."""
+    """Mark a sending campaign finished once nothing is queued or deferred any more: ``sent``,
+    or ``failed`` when not one message reached the provider and some failed. A follow-up rule's
+    campaign never finishes: its rule goes on planning messages while it is active."""
+    if FollowUpRule.objects.filter(campaign_id=campaign_id).exists():
+        return False
     with transaction.atomic():
         campaign = (
             Campaign.objects.select_for_update().filter(pk=campaign_id, status=CampaignStatus.SENDING).first()
@@ -377,9 +398,17 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
             campaign_id=campaign_id, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
         ).exists():
             return False
-        campaign.status = CampaignStatus.SENT
+        statuses = set(
+            Delivery.objects.filter(campaign_id=campaign_id).values_list("status", flat=True).distinct()
+        )
+        handed_over = statuses & {DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.BOUNCED}
+        if not handed_over and DeliveryStatus.FAILED in statuses:
+            campaign.status = CampaignStatus.FAILED
+            campaign.status_detail = "no message reached the provider; see the deliveries' last_error"
+        else:
+            campaign.status = CampaignStatus.SENT
         campaign.finished_at = timezone.now()
-        campaign.save(update_fields=["status", "finished_at", "updated_at"])
+        campaign.save(update_fields=["status", "status_detail", "finished_at", "updated_at"])
     return True
 
 
@@ -445,3 +474,57 @@ def reply_send(*, reply_id: int) -> str:
             return str(reply.status)
         delay_ms = int((exc.retry_after or 0) * 1000) or None
         raise RetryLater(exc.message, delay_ms or 5000) from exc
+
+
+# --- the member pages' service messages -------------------------------------------------------
+#
+# A double-opt-in confirmation or a fresh preferences link, asked for by the person on our pages
+# (``comms.web``). Like a reply it is not marketing and does not pass the gate: a confirmation
+# must reach a person the gate still denies, or double opt-in could never lift a withdrawal.
+# Every one is a ``MemberMessage`` row; it is composed only if the address is still the one
+# asked for.
+
+
+def member_message_send(*, message_id: int) -> str:
+    """Hand one queued member message to LifeVision. Raises ``RetryLater`` on a transient failure
+    (after recording the attempt); the retry reuses the message's ``external_id``, so LifeVision
+    never sends it twice."""
+    from comms.web.messages import member_message_compose
+    from comms.web.models import MemberMessage, MemberMessageStatus
+
+    retry: RetryLater | None = None
+    with transaction.atomic():
+        row = (
+            MemberMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("contact", "contact__brand")
+            .filter(pk=message_id, status=MemberMessageStatus.QUEUED)
+            .first()
+        )
+        if row is None:
+            return "nothing to send"
+        message = member_message_compose(row)
+        if message is None:
+            row.status = MemberMessageStatus.CANCELLED
+        else:
+            row.attempts += 1
+            try:
+                [result] = provider_send("lifevision", [message])
+            except IntegrationError as exc:
+                row.last_error = exc.message[:300]
+                if exc.permanent or row.attempts >= settings.SEND_MAX_ATTEMPTS:
+                    row.status = MemberMessageStatus.FAILED
+                else:
+                    retry = RetryLater(exc.message, int((exc.retry_after or 0) * 1000) or 5000)
+            else:
+                if result.status == "accepted":
+                    row.status, row.provider_id = MemberMessageStatus.SENT, result.provider_id or ""
+                    row.sent_at = timezone.now()
+                else:
+                    row.status = MemberMessageStatus.FAILED
+                    row.last_error = f"rejected: {result.error_code or 'unknown'}"
+        row.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
+    if retry is not None:
+        raise retry
+    if row.status == MemberMessageStatus.FAILED:
+        logger.warning("member message %s failed for good: %s", row.pk, row.last_error)
+    return str(row.status)

@@ -14,17 +14,19 @@ from django.db.models import Q
 from django.utils import timezone
 
 from comms.campaigns.audience import audience_clean, audience_queryset
-from comms.campaigns.content import (
-    SMS_OPT_OUT_SAMPLE_LINK,
-    check_template,
-    render_sample,
-    sms_length,
-    sms_opt_out,
+from comms.campaigns.content import check_template, render_sample, sms_length, sms_opt_out
+from comms.campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    FollowUpRule,
+    Provider,
 )
-from comms.campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, Provider
 from comms.contacts.models import Brand
 from comms.errors import Conflict, InvalidInput
 from comms.suppression.models import Purpose
+from comms.web.tokens import short_url
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
 
@@ -54,9 +56,9 @@ def _check_content(campaign: Campaign) -> None:
         return
     if campaign.sms_max_segments < 1 or campaign.sms_max_segments > 10:
         raise InvalidInput("sms_max_segments", "must be between 1 and 10")
-    full = (
-        f"{render_sample(campaign.text)}\n{sms_opt_out(campaign.brand.sms_sender, SMS_OPT_OUT_SAMPLE_LINK)}"
-    )
+    # The opt-out line the send path will add: the same sender, a link on this server's address.
+    sender = settings.LIFEVISION_SMS_SENDER or campaign.brand.sms_sender or "comms"
+    full = f"{render_sample(campaign.text)}\n{sms_opt_out(sender, short_url('X' * 10))}"
     length = sms_length(full)
     if length.segments > campaign.sms_max_segments:
         raise InvalidInput(
@@ -225,7 +227,10 @@ def _enqueue_start(campaign_id: int) -> None:
 
 def campaign_start(*, campaign_id: int) -> int:
     """Create the deliveries for a due campaign and enqueue them. Idempotent: a repeat creates
-    nothing new (the unique constraint) and enqueues what is still queued."""
+    nothing new (the unique constraint) and enqueues what is still queued. A follow-up rule's
+    campaign has no audience to start: its rule plans each delivery."""
+    if FollowUpRule.objects.filter(campaign_id=campaign_id).exists():
+        return 0
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
         if campaign is None or campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
@@ -303,8 +308,15 @@ def campaigns_tick() -> dict[str, int]:
         started += 1
         with transaction.atomic():
             _enqueue_start(campaign_id)
+    from comms.campaigns.sending import campaign_finish_if_done
+
     requeued = 0
     for campaign_id in Campaign.objects.filter(status=CampaignStatus.SENDING).values_list("id", flat=True):
         with transaction.atomic():
-            requeued += enqueue_pending(campaign_id=campaign_id, stale_only=True)
+            count = enqueue_pending(campaign_id=campaign_id, stale_only=True)
+        requeued += count
+        if not count:
+            # No batch is coming to finish it (an empty audience, or a pause that caught the last
+            # batch in flight and was resumed): finish it here once nothing is queued or deferred.
+            campaign_finish_if_done(campaign_id=campaign_id)
     return {"started": started, "requeued": requeued}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
+from django.utils.crypto import salted_hmac
 
 SALT = "comms.web.unsubscribe"
 _CHANNELS = {"e": "email", "s": "sms"}
@@ -67,5 +68,46 @@ def new_short_code() -> str:
     return "".join(secrets.choice(_SHORT_ALPHABET) for _ in range(10))
 
 
+def short_code_for(seed: str) -> str:
+    """A short code derived from ``seed`` (a delivery's external_id) under the server's secret:
+    the same on every attempt at the same message, unguessable without the secret."""
+    number = int.from_bytes(salted_hmac(SALT + ".short", seed).digest()[:8], "big")
+    chars = []
+    for _ in range(10):
+        number, index = divmod(number, len(_SHORT_ALPHABET))
+        chars.append(_SHORT_ALPHABET[index])
+    return "".join(chars)
+
+
 def short_url(code: str) -> str:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/s/{code}"
+
+
+# --- double opt-in ------------------------------------------------------------------------------
+# A confirmation link names the pending grant(s) it confirms, under a salt of its own: a member
+# link can never pass for a confirmation, nor the other way round.
+CONFIRM_SALT = "comms.web.confirm"
+
+
+def make_confirm_token(*, grant_ids: list[int]) -> str:
+    if not grant_ids:
+        raise ValueError("a confirmation link confirms at least one grant")
+    return signing.TimestampSigner(salt=CONFIRM_SALT).sign(".".join(str(g) for g in sorted(grant_ids)))
+
+
+def read_confirm_token(token: str, *, max_age: int | None = None) -> list[int]:
+    age = settings.MEMBER_CONFIRM_MAX_AGE if max_age is None else max_age
+    try:
+        payload = signing.TimestampSigner(salt=CONFIRM_SALT).unsign(token, max_age=age)
+    except signing.SignatureExpired:
+        raise ExpiredToken("the link has expired") from None
+    except signing.BadSignature:
+        raise BadToken("the link is not valid") from None
+    parts = payload.split(".")
+    if not parts or not all(part.isdigit() for part in parts):
+        raise BadToken("the link is not valid")
+    return [int(part) for part in parts]
+
+
+def confirm_url(token: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/confirm/{token}"
