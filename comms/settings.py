@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "comms.accounts",
     "comms.core",
     "comms.web",
+    "comms.rights",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +192,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Lists are paginated; no page may ask for more than this many rows.
+NINJA_PAGINATION_PER_PAGE = 100
+NINJA_PAGINATION_MAX_LIMIT = 1000
+NINJA_PAGINATION_MAX_OFFSET = 10_000_000
+
 # --- the ledger and the gate ----------------------------------------------------------------
 # Number of independent hash chains; events go to chain (contact id mod LEDGER_CHAINS).
 LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
@@ -244,6 +250,14 @@ SEND_MAX_ATTEMPTS = env_int("COMMS_SEND_MAX_ATTEMPTS", 8, minimum=1)
 # is not enqueued a second time.
 SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 600, minimum=10)
 MEMBER_LINK_MAX_AGE = env_int("COMMS_MEMBER_LINK_MAX_AGE_DAYS", 180, minimum=1) * 86400
+# A follow-up goes out only within this many days of its visit (or of a member's lapse).
+FOLLOWUP_WINDOW_DAYS = env_int("COMMS_FOLLOWUP_WINDOW_DAYS", 30, minimum=1, maximum=365)
+
+# --- rights and retention (comms/rights) ----------------------------------------------------
+# Guests who never became members are erased this long after their last visit or consent.
+GUEST_RETENTION_DAYS = env_int("COMMS_GUEST_RETENTION_DAYS", 365, minimum=30)
+# IP addresses in consent evidence are dropped this long after the event (12 months).
+EVIDENCE_IP_RETENTION_DAYS = env_int("COMMS_EVIDENCE_IP_RETENTION_DAYS", 365, minimum=1)
 
 
 # --- member pages (comms/web) ---------------------------------------------------------------

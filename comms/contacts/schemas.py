@@ -2,10 +2,10 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, StringConstraints
+from pydantic import StringConstraints
 
 from comms.contacts.models import Brand, Contact, Visit
-from comms.schemas import Id, ShortText, Str32, Str40, Str60, Str100, Str254
+from comms.schemas import Id, Instant, ShortText, Str32, Str40, Str60, Str100, Str254
 
 Kind = Literal["member", "guest", "lead"]
 VisitKindIn = Literal["trial_session", "check_in", "class_booking"]
@@ -24,7 +24,7 @@ class ContactIn(Schema):
     guardian_id: Id | None = None
     home_centre: Str60 | None = None
     tags: list[TagName] = Field(default_factory=list, max_length=50)
-    purchase_at: AwareDatetime | None = None
+    purchase_at: Instant | None = None
 
 
 class ContactPatch(Schema):
@@ -38,7 +38,7 @@ class ContactPatch(Schema):
     guardian_id: Id | None = None
     home_centre: Str60 | None = None
     tags: list[TagName] | None = Field(default=None, max_length=50)
-    purchase_at: AwareDatetime | None = None
+    purchase_at: Instant | None = None
 
 
 class ContactOut(Schema):
@@ -92,7 +92,7 @@ class ImportOut(Schema):
 
 class VisitIn(Schema):
     kind: VisitKindIn
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     centre: Str60 | None = None
     external_id: Str100 | None = None
 

@@ -112,6 +112,7 @@ class PurposeAdmin(admin.ModelAdmin[Purpose]):
                 notice_text=data["notice_text"],
                 allows_soft_opt_in=data["allows_soft_opt_in"],
                 marketing=data["marketing"],
+                min_notice_version=data["min_notice_version"],
                 consent_lifetime_days=data["consent_lifetime_days"],
                 created_by=user,
             )
@@ -130,7 +131,10 @@ class PurposeAdmin(admin.ModelAdmin[Purpose]):
         )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        return  # notices are published by the service, never edited
+        # Notices are published by the service, never edited: save no inline. The change message
+        # reads what each formset saved, so say it saved nothing (else saving the form is a 500).
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
 class EvidenceInline(admin.StackedInline[ConsentEvidence, ConsentEvent]):

@@ -14,7 +14,7 @@ from comms.contacts.models import Contact
 from comms.contacts.selectors import contact_get
 from comms.contacts.services import brand_get
 from comms.errors import InvalidInput, NotFound
-from comms.schemas import Id, responses
+from comms.schemas import Id, ShortText, responses
 from comms.suppression import selectors, services
 from comms.suppression.gate import check
 from comms.suppression.keys import address_key
@@ -80,7 +80,7 @@ def _purpose(purpose_id: int) -> Purpose:
 
 @router.get("/purposes", response=responses({200: list[PurposeOut]}), tags=["purposes"])
 @paginate(LimitOffsetPagination)
-def list_purposes(request: HttpRequest, brand: str | None = None) -> QuerySet[Purpose]:
+def list_purposes(request: HttpRequest, brand: ShortText | None = None) -> QuerySet[Purpose]:
     purposes = Purpose.objects.select_related("brand").order_by("brand__key", "key")
     return purposes.filter(brand__key=brand) if brand else purposes
 

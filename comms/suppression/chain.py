@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -53,8 +54,21 @@ def event_hash(event: ConsentEvent) -> str:
     return hashlib.sha256(f"{event.prev_hash}\n{canonical_event(event)}".encode()).hexdigest()
 
 
+def _ip(value: str | None) -> str | None:
+    """Python's text form of an IP address. What is stored may spell the same address another way
+    (PostgreSQL writes ``::ffff:1.2.3.4`` where Python writes ``::ffff:102:304``, and an IPv6 zone
+    id is not stored), so the hash covers the address, not its spelling. Idempotent on Python's
+    form, so hashes sealed before this normalisation still verify."""
+    if not value:
+        return value
+    try:
+        return str(ipaddress.ip_address(value.split("%", 1)[0]))
+    except ValueError:
+        return value
+
+
 def evidence_hash(*, ip: str | None, user_agent: str, proof_sha256: str) -> str:
-    payload = {"ip": ip, "user_agent": user_agent, "proof_sha256": proof_sha256}
+    payload = {"ip": _ip(ip), "user_agent": user_agent, "proof_sha256": proof_sha256}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -2,9 +2,9 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, IPvAnyAddress, StringConstraints
+from pydantic import IPvAnyAddress, StringConstraints
 
-from comms.schemas import Id, ShortText, Str40, Str200, Str254, Str1000, Str20000
+from comms.schemas import Id, Instant, ShortText, Str40, Str200, Str254, Str1000, Str20000
 from comms.suppression.models import ConsentEvent, Purpose
 
 ChannelIn = Literal["email", "sms"]
@@ -103,7 +103,7 @@ class ConsentIn(Schema):
     opt_out_offered: bool = False
     confirms_event_id: Id | None = Field(default=None, description="confirm: the pending grant")
     require_confirmation: bool = False
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     evidence: EvidenceIn | None = None
 
 
@@ -112,7 +112,7 @@ class ObjectionIn(Schema):
     source: SourceIn = "api"
     actor: ActorIn = "self"
     actor_contact_id: Id | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     evidence: EvidenceIn | None = None
 
 
@@ -192,7 +192,7 @@ class SuppressionIn(Schema):
     brand: Str40 | None = Field(default=None, description="empty: every brand")
     source: SourceIn = "api"
     actor: ActorIn = "staff"
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     evidence: EvidenceIn | None = None
 
 
