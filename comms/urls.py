@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("hooks/lifevision/", include("integrations.lifevision.urls")),
+    path("", include("comms.web.urls")),
 ]

@@ -1,0 +1,26 @@
+"""Member-page actors: thin, idempotent, ids only."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq_crontab import cron
+
+from comms.campaigns import sending
+from comms.web import services
+
+
+@dramatiq.actor(
+    max_retries=20, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
+)
+def send_member_message(message_id: int) -> None:
+    try:
+        sending.member_message_send(message_id=message_id)
+    except sending.RetryLater as exc:
+        # The row counts attempts and fails for good after COMMS_SEND_MAX_ATTEMPTS.
+        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
+
+
+@cron("* * * * *")
+@dramatiq.actor(max_retries=0, queue_name="callbacks")
+def member_messages_sweep() -> None:
+    services.member_messages_sweep()
