@@ -6,8 +6,10 @@ from ninja import NinjaAPI
 
 from comms.auth import ApiKeyAuth
 from comms.campaigns.api import router as campaigns_router
+from comms.campaigns.followups.api import router as followups_router
 from comms.contacts.api import router as contacts_router
 from comms.errors import DomainError, InvalidInput
+from comms.rights.api import router as rights_router
 from comms.suppression.api import router as suppression_router
 
 api = NinjaAPI(
@@ -24,6 +26,8 @@ api = NinjaAPI(
 api.add_router("", contacts_router)
 api.add_router("", suppression_router)
 api.add_router("", campaigns_router)
+api.add_router("", followups_router)
+api.add_router("", rights_router)
 
 
 @api.exception_handler(InvalidInput)

@@ -175,3 +175,67 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"reply {self.pk} {self.keyword} {self.status}"
+
+
+# --- follow-ups (comms/campaigns/followups/) -------------------------------------------------
+
+
+class FollowUpTrigger(models.TextChoices):
+    TRIAL_VISIT = "trial_visit", "Trial visit of a guest or lead"
+    CLASS_BOOKING = "class_booking", "Class booking"
+    NO_VISIT = "no_visit", "Member without a visit for N days"
+
+
+class FollowUpRule(models.Model):
+    """When to follow a person up, and with what. The message itself (channel, purpose, content,
+    provider) is the rule's own campaign, which stays ``sending`` while the rule is active: every
+    follow-up is a Delivery of that campaign and goes out through the one send path."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="followup_rules")
+    name = models.CharField(max_length=200)
+    trigger = models.CharField(max_length=20, choices=FollowUpTrigger.choices)
+    # After the trigger moment: the visit, or the moment a member reached ``inactive_days``.
+    delay_hours = models.PositiveIntegerField()
+    inactive_days = models.PositiveIntegerField(null=True, blank=True)
+    campaign = models.OneToOneField(Campaign, on_delete=models.PROTECT, related_name="followup_rule")
+    created_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["brand__key", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(trigger="no_visit", inactive_days__isnull=False)
+                | (~Q(trigger="no_visit") & Q(inactive_days__isnull=True)),
+                name="followuprule_inactive_days_only_for_no_visit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_trigger_display()})"
+
+
+class FollowUp(models.Model):
+    """One follow-up of one person: the Delivery that carries it and why it was planned. The
+    window closes ``COMMS_FOLLOWUP_WINDOW_DAYS`` after the trigger moment."""
+
+    delivery = models.OneToOneField(Delivery, on_delete=models.PROTECT, related_name="followup")
+    rule = models.ForeignKey(FollowUpRule, on_delete=models.PROTECT, related_name="followups")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="followups")
+    # The visit that triggered it (trial, class) or the last one before the lapse (no_visit);
+    # erasure deletes visits, so the link may go.
+    visit = models.ForeignKey(
+        "contacts.Visit", on_delete=models.SET_NULL, null=True, blank=True, related_name="followups"
+    )
+    anchor_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    window_ends_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["contact", "due_at"], name="followup_contact_due")]
+
+    def __str__(self) -> str:
+        return f"follow-up {self.pk} ({self.rule_id}) for contact {self.contact_id}"

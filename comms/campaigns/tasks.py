@@ -6,6 +6,7 @@ import dramatiq
 from dramatiq_crontab import cron
 
 from comms.campaigns import callbacks, sending, services
+from comms.campaigns.followups import services as followups
 
 
 @dramatiq.actor(max_retries=3, queue_name="campaigns")
@@ -26,6 +27,13 @@ def send_deliveries(delivery_ids: list[int]) -> None:
 @dramatiq.actor(max_retries=0, queue_name="campaigns")
 def campaigns_tick() -> None:
     services.campaigns_tick()
+
+
+@cron("*/5 * * * *")
+@dramatiq.actor(max_retries=0, queue_name="campaigns")
+def followups_tick() -> None:
+    """Plan lapsed members' follow-ups and record stops; campaigns_tick sends the due ones."""
+    followups.followups_tick()
 
 
 # --- LifeVision callbacks: the webhook stores a receipt, these process it once ---------------

@@ -9,7 +9,7 @@ from ninja import Query, Router, Status
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from comms.accounts.models import Role
-from comms.auth import require_role
+from comms.auth import principal_name, require_role
 from comms.contacts import selectors, services
 from comms.contacts.models import Brand, Contact, Visit
 from comms.contacts.schemas import (
@@ -24,6 +24,7 @@ from comms.contacts.schemas import (
     VisitOut,
 )
 from comms.errors import InvalidInput
+from comms.rights.services import contact_rectify
 from comms.schemas import Id, responses
 
 router = Router(tags=["contacts"])
@@ -83,8 +84,10 @@ def get_contact(request: HttpRequest, contact_id: Id) -> Contact:
 @router.patch("/contacts/{contact_id}", response=responses({200: ContactOut}))
 @require_role(*WRITERS)
 def patch_contact(request: HttpRequest, contact_id: Id, payload: ContactPatch) -> Contact:
+    """Change the given fields. A change of personal data (name, birth date, email, mobile,
+    guardian) is a rectification (art. 16), recorded in the ledger and the rights audit log."""
     contact = selectors.contact_get(contact_id=contact_id)
-    services.contact_update(contact=contact, data=_input(payload))
+    contact_rectify(contact=contact, data=_input(payload), actor=principal_name(request))
     return selectors.contact_get(contact_id=contact_id)
 
 

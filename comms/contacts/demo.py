@@ -94,6 +94,7 @@ def seed_demo(*, contacts_per_brand: int = 20, seed: int = 2026) -> SeedResult:
             channels=["sms", "email"],
             notice_text=_notice(name, "en oppfølging etter prøvetimen min på SMS eller e-post"),
         )
+        _demo_followup_rules(brand, followup.key)
         for index in range(contacts_per_brand):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             kind = ["member", "member", "guest", "lead"][index % 4]
@@ -244,6 +245,37 @@ def _demo_campaigns() -> None:
             subject="Nytt fra FIT24, {first_name}",
             html="<h1>Hei {first_name}!</h1><p>Nye timer på {centre} i desember.</p>",
             text="Hei {first_name}! Nye timer på {centre} i desember.",
+        ),
+        created_by="demo-seed",
+    )
+
+
+def _demo_followup_rules(brand: Brand, purpose: str) -> None:
+    """An SMS the day after a trial visit and an email three days after (comms.campaigns.followups)."""
+    from comms.campaigns.followups.services import FollowUpRuleInput, followup_rule_create
+
+    followup_rule_create(
+        brand=brand,
+        data=FollowUpRuleInput(
+            name="SMS dagen etter prøvetimen",
+            trigger="trial_visit",
+            delay_hours=24,
+            channel="sms",
+            purpose=purpose,
+            text="Hei {first_name}! Takk for prøvetimen hos {brand}. Bli medlem denne uka og få første måned gratis.",
+        ),
+        created_by="demo-seed",
+    )
+    followup_rule_create(
+        brand=brand,
+        data=FollowUpRuleInput(
+            name="E-post tre dager etter",
+            trigger="trial_visit",
+            delay_hours=72,
+            channel="email",
+            purpose=purpose,
+            subject="Klar for neste økt, {first_name}?",
+            text="Hei {first_name}! Vi håper du likte prøvetimen hos {brand} {centre}. Svar gjerne på denne e-posten.",
         ),
         created_by="demo-seed",
     )

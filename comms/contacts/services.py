@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from comms.contacts.addresses import normalise_email, normalise_mobile
@@ -272,7 +273,9 @@ def visit_record(
     centre: str | None = None,
     external_id: str | None = None,
 ) -> tuple[Visit, bool]:
-    """Record a visit; idempotent on ``external_id``. Returns the visit and whether it is new."""
+    """Record a visit; idempotent on ``external_id``. Returns the visit and whether it is new.
+    A new trial session or class booking plans the follow-ups of the brand's active rules, in
+    the same transaction (comms.campaigns.followups)."""
     if contact.erased_at is not None:
         raise Conflict(f"contact {contact.pk} is erased")
     if kind not in VisitKind.values:
@@ -296,18 +299,36 @@ def visit_record(
             centre=centre_obj,
             external_id=external_id or None,
         )
+        from comms.campaigns.followups.services import followups_plan_for_visit
+
+        followups_plan_for_visit(visit=visit)
     return visit, True
 
 
 def contact_erase(*, contact: Contact, source: str, principal: Principal) -> Contact:
     """Erase the contact's personal data (art. 17) in one transaction: the ledger records the
-    erasure and suppresses every address by its keyed hash first, then the data is blanked."""
+    erasure and suppresses every address by its keyed hash first, then the data is blanked.
+
+    Removed: name, birth date, addresses, external id, purchase date, guardian link, home
+    centre, tags, visits, the IP and user agent of every evidence row of the person's events
+    (and of events they made as a guardian), and on the messaging side the messages not yet sent
+    (cancelled, reason ``erased``), the numbers and texts of SMS replies to them and their own
+    inbound SMS. Kept: the row with its id, brand and kind, the ledger events (ids and keyed
+    hashes only), the suppressions by keyed hash, and the deliveries (decision and status, no
+    content: messages are rendered at hand-off and never stored)."""
+    from comms.campaigns.erasure import deliveries_cancel_for_erasure, messages_redact
+    from comms.suppression.models import ConsentEvent
+
     with transaction.atomic():
         locked = Contact.objects.select_for_update().filter(pk=contact.pk).first()
         if locked is None:
             raise NotFound(f"contact {contact.pk} not found")
         if locked.erased_at is not None:
             raise Conflict(f"contact {contact.pk} is already erased")
+        mobile = locked.mobile
+        # Delivery row locks before the address locks the ledger takes: the order the send path
+        # takes them in, so an erasure and a send batch cannot deadlock.
+        deliveries_cancel_for_erasure(contact=locked)
         event = ledger.erasure_record(contact=locked, source=source, principal=principal)
         locked.first_name = ""
         locked.last_name = ""
@@ -316,14 +337,17 @@ def contact_erase(*, contact: Contact, source: str, principal: Principal) -> Con
         locked.mobile = None
         locked.external_id = None
         locked.purchase_at = None
+        locked.guardian = None
+        locked.home_centre = None
         locked.erased_at = event.recorded_at
         locked.save()
         locked.tags.clear()
         locked.visits.all().delete()
-        from comms.suppression.models import ConsentEvent
-
+        messages_redact(mobile=mobile)
         ledger.evidence_redact(
-            events=ConsentEvent.objects.filter(contact=locked).values_list("pk", flat=True),
+            events=ConsentEvent.objects.filter(Q(contact=locked) | Q(actor_contact=locked)).values_list(
+                "pk", flat=True
+            ),
             fields=("ip", "user_agent"),
         )
     return locked

@@ -30,6 +30,8 @@ class Action(models.TextChoices):
     SUPPRESS = "suppress", "Suppress address"
     LIFT_SUPPRESSION = "lift_suppression", "Lift suppression"
     ERASE = "erase", "Erase personal data (art. 17)"
+    # A change of the contact's personal data (art. 16); ``reason`` names the field, never its value.
+    RECTIFY = "rectify", "Rectify personal data (art. 16)"
 
 
 class Basis(models.TextChoices):
@@ -51,6 +53,8 @@ class Source(models.TextChoices):
     MAILCHIMP_WEBHOOK = "mailchimp_webhook", "Mailchimp webhook"
     LIFEVISION_WEBHOOK = "lifevision_webhook", "LifeVision webhook"
     RIGHTS_REQUEST = "rights_request", "Rights request"
+    # The scheduled retention run (comms/rights): not a person's request.
+    RETENTION = "retention", "Retention policy"
 
 
 class Actor(models.TextChoices):

@@ -733,6 +733,41 @@ def erasure_record(*, contact: Contact, source: str, principal: Principal) -> Co
     return event
 
 
+RECTIFIABLE_FIELDS = ("first_name", "last_name", "birth_date", "email", "mobile", "guardian")
+
+
+def rectification_record(
+    *, contact: Contact, fields: Iterable[str], source: str, principal: Principal
+) -> list[ConsentEvent]:
+    """Record a rectification (art. 16) already made to ``contact``: one ``rectify`` event per
+    changed field, its name in ``reason`` and never its value. A new email or mobile is named by
+    its keyed hash (empty when the address was removed), so the ledger knows which address the
+    contact's later events are about. Runs in the caller's transaction, after the change."""
+    _check_source(source)
+    given = set(fields)
+    changed = [name for name in RECTIFIABLE_FIELDS if name in given]
+    unknown = given - set(RECTIFIABLE_FIELDS)
+    if unknown:
+        raise InvalidInput("fields", f"not personal data that is rectified: {', '.join(sorted(unknown))}")
+    events = []
+    with transaction.atomic():
+        for name in changed:
+            channel = {"email": Channel.EMAIL, "mobile": Channel.SMS}.get(name, "")
+            key = _contact_keys(contact, [channel]).get(channel, "") if channel else ""
+            events.append(
+                _append(
+                    action=Action.RECTIFY,
+                    source=source,
+                    principal=principal,
+                    contact=contact,
+                    key=key,
+                    channel=channel,
+                    reason=name,
+                )
+            )
+    return events
+
+
 def evidence_redact(*, events: Iterable[int], fields: Iterable[str] = ("ip", "user_agent")) -> int:
     """Drop personal data from evidence rows (retention, erasure). The chain is untouched."""
     allowed = {"ip", "user_agent", "proof_sha256"}
