@@ -203,6 +203,9 @@ LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
 # Age of digital consent in Norway (personopplysningsloven § 5): 13.
 DIGITAL_CONSENT_AGE = env_int("COMMS_DIGITAL_CONSENT_AGE", 13, minimum=13, maximum=16)
 PHONE_DEFAULT_REGION = env_str("COMMS_PHONE_DEFAULT_REGION", "NO") or "NO"
+# Uploaded proofs of consent (signed paper forms): where they are kept and how large they may be.
+PROOF_DIR = Path(env_str("COMMS_PROOF_DIR", str(BASE_DIR / ".local" / "proofs")) or ".")
+PROOF_MAX_BYTES = env_int("COMMS_PROOF_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 # Largest bulk import accepted in one API request.
 IMPORT_MAX_ROWS = env_int("COMMS_IMPORT_MAX_ROWS", 5000, minimum=1)
 

@@ -317,7 +317,7 @@ def contact_erase(*, contact: Contact, source: str, principal: Principal) -> Con
     hashes only), the suppressions by keyed hash, and the deliveries (decision and status, no
     content: messages are rendered at hand-off and never stored)."""
     from comms.campaigns.erasure import deliveries_cancel_for_erasure, messages_redact
-    from comms.suppression.models import ConsentEvent
+    from comms.suppression.models import ConsentEvent, ConsentEvidence
 
     with transaction.atomic():
         locked = Contact.objects.select_for_update().filter(pk=contact.pk).first()
@@ -344,10 +344,14 @@ def contact_erase(*, contact: Contact, source: str, principal: Principal) -> Con
         locked.tags.clear()
         locked.visits.all().delete()
         messages_redact(mobile=mobile)
-        ledger.evidence_redact(
-            events=ConsentEvent.objects.filter(Q(contact=locked) | Q(actor_contact=locked)).values_list(
-                "pk", flat=True
-            ),
-            fields=("ip", "user_agent"),
+        own_events = ConsentEvent.objects.filter(Q(contact=locked) | Q(actor_contact=locked)).values_list(
+            "pk", flat=True
+        )
+        ledger.evidence_redact(events=own_events, fields=("ip", "user_agent"))
+        # Uploaded proof files are personal data too; the ledger keeps only their sealed hashes.
+        ledger.proofs_delete(
+            sha256s=ConsentEvidence.objects.filter(event_id__in=own_events).values_list(
+                "proof_sha256", flat=True
+            )
         )
     return locked

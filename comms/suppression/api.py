@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from ninja import Query, Router, Status
+from ninja import File, Query, Router, Status, UploadedFile
 from ninja.pagination import LimitOffsetPagination, paginate
 
 from comms.accounts.models import Role
@@ -29,6 +30,7 @@ from comms.suppression.schemas import (
     NoticeIn,
     NoticeOut,
     ObjectionIn,
+    ProofOut,
     PurposeIn,
     PurposeOut,
     PurposePatch,
@@ -134,6 +136,21 @@ def list_notices(request: HttpRequest, purpose_id: Id) -> Any:
 def publish_notice(request: HttpRequest, purpose_id: Id, payload: NoticeIn) -> Status[Any]:
     """Publish a new version of the notice text (an edit is always a new version)."""
     return Status(201, services.purpose_notice_publish(purpose=_purpose(purpose_id), text=payload.text))
+
+
+# --- proofs of consent ---------------------------------------------------------------------
+
+
+@router.post("/evidence/proofs", response=responses({201: ProofOut}), tags=["consent"])
+@require_role(*RECORDERS)
+def upload_proof(request: HttpRequest, file: File[UploadedFile]) -> Status[Any]:
+    """Upload a proof of consent (PDF or image, e.g. a signed paper form). Answers its SHA-256,
+    which a grant then names as `evidence.proof_sha256`; the ledger seals only the hash."""
+    content = file.read(settings.PROOF_MAX_BYTES + 1)
+    proof = services.proof_store(
+        content=content, content_type=file.content_type or "", uploaded_by=principal_name(request)
+    )
+    return Status(201, proof)
 
 
 # --- consents, objections, the gate ---------------------------------------------------------

@@ -272,3 +272,17 @@ class LedgerCheckpoint(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ProofFile(models.Model):
+    """An uploaded proof of consent (e.g. a scanned, signed paper form), stored by its SHA-256.
+
+    Events seal only the hash (``ConsentEvidence.proof_sha256``); the file itself is personal
+    data that erasure deletes (``deleted_at``) without touching the chain."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=100)
+    uploaded_by = models.CharField(max_length=100, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)

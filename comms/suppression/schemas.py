@@ -239,3 +239,10 @@ class VerifyOut(Schema):
     first_broken: BrokenEventOut | None
     evidence_mismatches: list[int]
     checkpoint_problem: str | None
+
+
+class ProofOut(Schema):
+    sha256: str
+    size: int
+    content_type: str
+    uploaded_at: dt.datetime
