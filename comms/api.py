@@ -4,6 +4,7 @@ from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 
+from comms.accounts.api import router as accounts_router
 from comms.auth import ApiKeyAuth
 from comms.campaigns.api import router as campaigns_router
 from comms.campaigns.followups.api import router as followups_router
@@ -11,6 +12,7 @@ from comms.contacts.api import router as contacts_router
 from comms.errors import DomainError, InvalidInput
 from comms.rights.api import router as rights_router
 from comms.suppression.api import router as suppression_router
+from comms.web.api import router as signup_router
 
 api = NinjaAPI(
     title="comms",
@@ -28,6 +30,8 @@ api.add_router("", suppression_router)
 api.add_router("", campaigns_router)
 api.add_router("", followups_router)
 api.add_router("", rights_router)
+api.add_router("", accounts_router)
+api.add_router("", signup_router)
 
 
 @api.exception_handler(InvalidInput)

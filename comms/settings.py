@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "comms.core",
     "comms.web",
     "comms.rights",
+    "integrations.mailchimp",
 ]
 
 MIDDLEWARE = [
@@ -93,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "comms.core.middleware.SecurityHeadersMiddleware",
+    "comms.core.middleware.AdminLoginThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "comms.urls"
@@ -261,6 +264,13 @@ FOLLOWUP_WINDOW_DAYS = env_int("COMMS_FOLLOWUP_WINDOW_DAYS", 30, minimum=1, maxi
 GUEST_RETENTION_DAYS = env_int("COMMS_GUEST_RETENTION_DAYS", 365, minimum=30)
 # IP addresses in consent evidence are dropped this long after the event (12 months).
 EVIDENCE_IP_RETENTION_DAYS = env_int("COMMS_EVIDENCE_IP_RETENTION_DAYS", 365, minimum=1)
+# A lead (consent was the only basis) who has withdrawn every consent is erased this long after
+# the last withdrawal, keeping the suppression (DESIGN §6). Also: a sign-up never confirmed.
+LEAD_WITHDRAWN_GRACE_DAYS = env_int("COMMS_LEAD_WITHDRAWN_GRACE_DAYS", 30, minimum=0)
+# The preference centre offers to renew a consent this many days before its lifetime ends.
+CONSENT_REFRESH_WINDOW_DAYS = env_int("COMMS_CONSENT_REFRESH_WINDOW_DAYS", 60, minimum=0)
+# A self-service rights link (export, erasure) sent to the address is valid this long.
+RIGHTS_LINK_MAX_AGE = env_int("COMMS_RIGHTS_LINK_MAX_AGE_HOURS", 2, minimum=1) * 3600
 
 
 # --- member pages (comms/web) ---------------------------------------------------------------
@@ -280,6 +290,12 @@ MEMBER_CONFIRM_MAX_AGE = env_int("COMMS_CONFIRM_LINK_MAX_AGE_HOURS", 48, minimum
 # The lost-link form: at most COUNT requests per client IP, and per address, within SECONDS.
 LOST_LINK_LIMIT_PER_IP = _rate("COMMS_LOST_LINK_LIMIT_PER_IP", "10/3600")
 LOST_LINK_LIMIT_PER_ADDRESS = _rate("COMMS_LOST_LINK_LIMIT_PER_ADDRESS", "3/3600")
+# The public sign-up form and JSON endpoint: per client IP and per address, COUNT/SECONDS; a
+# form posted sooner than SIGNUP_MIN_SECONDS after it was served is a bot's.
+SIGNUP_LIMIT_PER_IP = _rate("COMMS_SIGNUP_LIMIT_PER_IP", "20/3600")
+SIGNUP_LIMIT_PER_ADDRESS = _rate("COMMS_SIGNUP_LIMIT_PER_ADDRESS", "3/3600")
+SIGNUP_MIN_SECONDS = env_int("COMMS_SIGNUP_MIN_SECONDS", 3, minimum=0)
+SIGNUP_FORM_MAX_AGE = env_int("COMMS_SIGNUP_FORM_MAX_AGE_HOURS", 24, minimum=1) * 3600
 
 # --- LifeVision (off until its URL and key are set; the zero-config run starts the fake) -------
 LIFEVISION_BASE_URL = env_str("LIFEVISION_BASE_URL")
@@ -297,6 +313,40 @@ if PRODUCTION and LIFEVISION_BASE_URL and not (LIFEVISION_API_KEY and LIFEVISION
         "LIFEVISION_API_KEY and LIFEVISION_WEBHOOK_SECRET must be set with LIFEVISION_BASE_URL"
     )
 
+# --- Mailchimp (off until the key is set; newsletters are sent through it) ---------------------
+MAILCHIMP_API_KEY = env_str("MAILCHIMP_API_KEY")
+# The data centre (us19); taken from the key's "-us19" suffix when not set.
+MAILCHIMP_SERVER = env_str("MAILCHIMP_SERVER")
+if MAILCHIMP_SERVER is None and MAILCHIMP_API_KEY and "-" in MAILCHIMP_API_KEY:
+    MAILCHIMP_SERVER = MAILCHIMP_API_KEY.rsplit("-", 1)[1]
+# Overrides https://<server>.api.mailchimp.com (the fake); must not contain the text "server".
+MAILCHIMP_BASE_URL = env_str("MAILCHIMP_BASE_URL")
+if MAILCHIMP_BASE_URL is not None:
+    check_url("MAILCHIMP_BASE_URL", MAILCHIMP_BASE_URL, ("http", "https"))
+    if "server" in MAILCHIMP_BASE_URL:
+        raise ImproperlyConfigured('MAILCHIMP_BASE_URL must not contain "server" (the client rewrites it)')
+MAILCHIMP_WEBHOOK_SECRET = env_str("MAILCHIMP_WEBHOOK_SECRET")
+
+
+def _audiences(name: str) -> dict[str, str]:
+    """``fit24=abc123,klinikk24=def456``: the Mailchimp audience (list id) of each brand."""
+    audiences: dict[str, str] = {}
+    for item in env_list(name, []):
+        brand_key, sep, list_id = item.partition("=")
+        if not sep or not brand_key.strip() or not list_id.strip():
+            raise ImproperlyConfigured(f"{name} must look like fit24=abc123,klinikk24=def456, got {item!r}")
+        audiences[brand_key.strip()] = list_id.strip()
+    return audiences
+
+
+MAILCHIMP_AUDIENCES = _audiences("MAILCHIMP_AUDIENCES")
+if MAILCHIMP_API_KEY and not (MAILCHIMP_SERVER or MAILCHIMP_BASE_URL):
+    raise ImproperlyConfigured("MAILCHIMP_SERVER must be set when the key has no -usNN suffix")
+# All Mailchimp calls, across every worker, share this many connections (Mailchimp allows 10).
+MAILCHIMP_MAX_CONNECTIONS = env_int("MAILCHIMP_MAX_CONNECTIONS", 10, minimum=1, maximum=10)
+MAILCHIMP_FROM_NAME = env_str("MAILCHIMP_FROM_NAME")
+MAILCHIMP_REPLY_TO = env_str("MAILCHIMP_REPLY_TO")
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -307,11 +357,37 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
+# --- operations and security (comms/core) ----------------------------------------------------
+# /metrics answers only with "Authorization: Bearer <COMMS_METRICS_TOKEN>"; unset: disabled (403).
+METRICS_TOKEN = env_str("COMMS_METRICS_TOKEN")
+if METRICS_TOKEN is not None:
+    check_secret("COMMS_METRICS_TOKEN", METRICS_TOKEN, min_length=16)
+# Database figures in /metrics are recomputed at most this often (the scrape reads the cache).
+METRICS_CACHE_SECONDS = env_int("COMMS_METRICS_CACHE_SECONDS", 0 if TESTING else 30, minimum=0)
+# Failed admin logins allowed per client IP, and per username, within SECONDS; then 429.
+ADMIN_LOGIN_LIMIT_PER_IP = _rate("COMMS_ADMIN_LOGIN_LIMIT_PER_IP", "20/900")
+ADMIN_LOGIN_LIMIT_PER_USERNAME = _rate("COMMS_ADMIN_LOGIN_LIMIT_PER_USERNAME", "5/900")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+# same-origin, not no-referrer: the member pages' CSRF check needs the Referer/Origin (comms/web).
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Load balancers probe /healthz over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Logs: "json" (one object per line, the production default) or "plain"; addresses are masked.
+LOG_FORMAT = env_choice("COMMS_LOG_FORMAT", "json" if PRODUCTION else "plain", ("json", "plain"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {
+            "()": "comms.core.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "comms.core.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

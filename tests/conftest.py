@@ -18,6 +18,7 @@ from comms.suppression import services as ledger
 from comms.suppression.models import Purpose
 from comms.suppression.services import Principal
 
+pytest_plugins = ["tests.logcheck"]  # fails the run on any raw address in the logs (tests/ops)
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("COMMS_ALLOW_SQLITE_TESTS") != "1":

@@ -10,9 +10,19 @@ from comms.accounts.services import api_key_revoke
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
-    list_display = ["name", "role", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "role", "prefix", "created_at", "last_used_at", "use_count", "revoked_at"]
     list_filter = ["role"]
-    readonly_fields = ["name", "role", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "name",
+        "role",
+        "prefix",
+        "key_hash",
+        "created_at",
+        "last_used_at",
+        "use_count",
+        "rotated_at",
+        "revoked_at",
+    ]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -21,9 +21,27 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    # Requests made with the key; counted in the cache and written at most once a minute.
+    use_count = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
+
+
+class ApiKeyUsage(models.Model):
+    """How often a key was used, per minute (the minute the counts were written)."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage")
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [models.UniqueConstraint(fields=["api_key", "minute"], name="apikey_usage_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.minute:%Y-%m-%d %H:%M} x{self.count}"

@@ -15,13 +15,21 @@ from comms.campaigns.schemas import (
     CampaignIn,
     CampaignOut,
     CampaignPatch,
+    ChannelIn,
     DeliveryFilter,
     DeliveryOut,
+    FreshnessOut,
     PreviewOut,
+    RefreshIn,
+    RefreshOut,
     ScheduleIn,
 )
 from comms.contacts.services import brand_get
+from comms.errors import NotFound
 from comms.schemas import Id, responses
+from comms.suppression.models import Purpose
+from comms.suppression.selectors import FreshnessPreview
+from comms.suppression.selectors import freshness_preview as freshness_selector
 
 router = Router(tags=["campaigns"])
 MARKETERS = (Role.MARKETER, Role.SYSTEM, Role.DPO)
@@ -78,6 +86,59 @@ def patch_campaign(request: HttpRequest, campaign_id: Id, payload: CampaignPatch
 def preview_campaign(request: HttpRequest, campaign_id: Id) -> Any:
     """Audience size and would-be denials by reason; sends and writes nothing."""
     return selectors.campaign_preview(campaign=selectors.campaign_get(campaign_id=campaign_id))
+
+
+def _freshness(preview: FreshnessPreview) -> dict[str, Any]:
+    return {
+        "purpose_id": preview.purpose_id,
+        "days": preview.days,
+        "until": preview.until,
+        "falling_out": preview.falling_out,
+        "falling_out_count": {channel: len(ids) for channel, ids in preview.falling_out.items()},
+        "already_out": preview.already_out,
+    }
+
+
+def _purpose(purpose_id: int) -> Purpose:
+    purpose = Purpose.objects.select_related("brand").filter(pk=purpose_id).first()
+    if purpose is None:
+        raise NotFound(f"purpose {purpose_id} not found")
+    return purpose
+
+
+@router.post(
+    "/purposes/{purpose_id}/freshness-preview", response=responses({200: FreshnessOut}), tags=["purposes"]
+)
+@require_role(*MARKETERS)
+def freshness_preview(
+    request: HttpRequest, purpose_id: Id, days: int = 30, channel: ChannelIn | None = None
+) -> dict[str, Any]:
+    """Who falls out of the purpose within ``days`` (allowed now, denied then as
+    ``stale_notice`` or ``consent_expired``), and how many are out already. Writes nothing."""
+    preview = freshness_selector(purpose=_purpose(purpose_id), days=days, channel=channel)
+    return _freshness(preview)
+
+
+@router.post(
+    "/purposes/{purpose_id}/refresh-campaign", response=responses({201: RefreshOut}), tags=["purposes"]
+)
+@require_role(*MARKETERS)
+def refresh_campaign(request: HttpRequest, purpose_id: Id, payload: RefreshIn) -> Status[Any]:
+    """A draft campaign of the purpose to the people who fall out within ``days``, asking them
+    to renew their consent (link to the preference centre). Schedule it like any campaign: it
+    is sent through the gate."""
+    data = services.CampaignInput(
+        name=payload.name,
+        channel=payload.channel,
+        subject=payload.subject,
+        html=payload.html,
+        text=payload.text,
+        sms_max_segments=payload.sms_max_segments,
+    )
+    campaign, preview = services.campaign_create_refresh(
+        purpose=_purpose(purpose_id), days=payload.days, data=data, created_by=principal_name(request)
+    )
+    return Status(201, {"campaign": _out(campaign), "freshness": _freshness(preview)})
 
 
 @router.post("/campaigns/{campaign_id}/schedule", response=responses({200: CampaignOut}))

@@ -19,7 +19,9 @@ AUDIENCE_FIELDS = {
     "last_visit_after": "date (YYYY-MM-DD): last visit on or after this day",
     "age_min": "integer: at least this old",
     "age_max": "integer: at most this old",
+    "contact_ids": "list of contact ids (a consent-refresh campaign names the people it asks)",
 }
+MAX_CONTACT_IDS = 100_000
 
 
 def _date(field: str, value: Any) -> dt.date:
@@ -79,6 +81,15 @@ def audience_clean(audience: dict[str, Any], *, brand: Brand) -> dict[str, Any]:
     for field in ("age_min", "age_max"):
         if field in audience:
             clean[field] = _age(field, audience[field])
+    if "contact_ids" in audience:
+        ids = audience["contact_ids"]
+        if (
+            not isinstance(ids, list)
+            or len(ids) > MAX_CONTACT_IDS
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
+        ):
+            raise InvalidInput("audience.contact_ids", f"must be a list of at most {MAX_CONTACT_IDS} ids")
+        clean["contact_ids"] = sorted(set(ids))
     if "age_min" in clean and "age_max" in clean and clean["age_min"] > clean["age_max"]:
         raise InvalidInput("audience.age_max", "is below age_min")
     return clean
@@ -97,6 +108,8 @@ def audience_queryset(*, brand_id: int, channel: str, audience: dict[str, Any]) 
     contacts = (
         contacts.exclude(email__isnull=True) if channel == "email" else contacts.exclude(mobile__isnull=True)
     )
+    if "contact_ids" in audience:
+        contacts = contacts.filter(pk__in=audience["contact_ids"])
     if audience.get("kinds"):
         contacts = contacts.filter(kind__in=audience["kinds"])
     if audience.get("centres"):

@@ -51,6 +51,7 @@ from django.utils.dateparse import parse_datetime
 from comms.campaigns.models import CallbackReceipt, Delivery, DeliveryStatus, Reply, ReplyStatus
 from comms.contacts.addresses import normalise_address, normalise_mobile
 from comms.contacts.models import Brand, Contact
+from comms.core.logs import redact
 from comms.errors import DomainError, InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
@@ -537,7 +538,7 @@ def _attempt(what: str, call: Callable[[], object]) -> bool:
         with transaction.atomic():
             call()
     except DomainError as exc:
-        logger.warning("inbound keyword: %s refused: %s", what, exc.message)
+        logger.warning("inbound keyword: %s refused: %s", what, redact(exc.message))
         return False
     return True
 

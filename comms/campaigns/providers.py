@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
+from comms.core.metrics import provider_error
 from integrations.errors import IntegrationError
 from integrations.lifevision.client import LifeVisionClient, MessageResult, OutboundMessage
 
@@ -35,6 +36,10 @@ def provider_send(provider: str, messages: Sequence[OutboundMessage]) -> list[Me
         raise IntegrationError(f"provider {provider!r} cannot send campaign messages here", permanent=True)
     client = _lifevision()
     results: list[MessageResult] = []
-    for start in range(0, len(messages), MAX_BATCH):
-        results.extend(client.send_batch(messages[start : start + MAX_BATCH]))
+    try:
+        for start in range(0, len(messages), MAX_BATCH):
+            results.extend(client.send_batch(messages[start : start + MAX_BATCH]))
+    except IntegrationError as exc:
+        provider_error(provider, permanent=exc.permanent)
+        raise
     return results

@@ -109,3 +109,27 @@ class DeliveryFilter(Schema):
         Literal["queued", "denied", "deferred", "sent", "failed", "delivered", "bounced", "cancelled"] | None
     ) = None
     reason: Str60 | None = None
+
+
+class FreshnessOut(Schema):
+    purpose_id: int
+    days: int
+    until: dt.datetime
+    falling_out: dict[str, list[int]] = Field(description="channel -> ids of contacts who fall out")
+    falling_out_count: dict[str, int]
+    already_out: dict[str, dict[str, int]] = Field(description="channel -> reason -> count")
+
+
+class RefreshIn(Schema):
+    days: int = Field(ge=0, le=3650)
+    channel: ChannelIn
+    name: Str200 | None = None
+    subject: Str200 = ""
+    html: Str20000 = ""
+    text: Str20000
+    sms_max_segments: int = Field(default=2, ge=1, le=10)
+
+
+class RefreshOut(Schema):
+    campaign: CampaignOut
+    freshness: FreshnessOut

@@ -37,6 +37,7 @@ from comms.campaigns.models import (
     ReplyStatus,
 )
 from comms.campaigns.providers import OutboundMessage, provider_send
+from comms.core.logs import redact
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
 from comms.suppression.locks import sender_lock
@@ -457,7 +458,7 @@ def reply_send(*, reply_id: int) -> str:
                     reply.last_error = f"rejected: {result.error_code or 'unknown'}"
             reply.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
             if reply.status == ReplyStatus.FAILED:
-                logger.warning("reply %s failed for good: %s", reply.pk, reply.last_error)
+                logger.warning("reply %s failed for good: %s", reply.pk, redact(reply.last_error))
             return str(reply.status)
     except IntegrationError as exc:
         with transaction.atomic():
@@ -470,7 +471,9 @@ def reply_send(*, reply_id: int) -> str:
                 reply.status = ReplyStatus.FAILED
             reply.save(update_fields=["status", "attempts", "last_error"])
         if reply.status == ReplyStatus.FAILED:
-            logger.warning("reply %s failed after %s attempts: %s", reply_id, reply.attempts, exc.message)
+            logger.warning(
+                "reply %s failed after %s attempts: %s", reply_id, reply.attempts, redact(exc.message)
+            )
             return str(reply.status)
         delay_ms = int((exc.retry_after or 0) * 1000) or None
         raise RetryLater(exc.message, delay_ms or 5000) from exc
@@ -526,5 +529,5 @@ def member_message_send(*, message_id: int) -> str:
     if retry is not None:
         raise retry
     if row.status == MemberMessageStatus.FAILED:
-        logger.warning("member message %s failed for good: %s", row.pk, row.last_error)
+        logger.warning("member message %s failed for good: %s", row.pk, redact(row.last_error))
     return str(row.status)

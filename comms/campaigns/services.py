@@ -26,6 +26,7 @@ from comms.campaigns.models import (
 from comms.contacts.models import Brand
 from comms.errors import Conflict, InvalidInput
 from comms.suppression.models import Purpose
+from comms.suppression.selectors import FreshnessPreview, freshness_preview
 from comms.web.tokens import short_url
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
@@ -101,7 +102,10 @@ def _apply(campaign: Campaign, data: CampaignInput) -> None:
     if not campaign.purpose.allows_channel(campaign.channel):
         raise InvalidInput("channel", f"purpose {campaign.purpose.key!r} does not allow {campaign.channel}")
     if campaign.provider == Provider.MAILCHIMP:
-        raise InvalidInput("provider", "Mailchimp newsletters are not available yet; use lifevision")
+        if campaign.channel != "email":
+            raise InvalidInput("provider", "Mailchimp sends email newsletters only; use lifevision for SMS")
+        if not settings.MAILCHIMP_API_KEY or campaign.brand.key not in settings.MAILCHIMP_AUDIENCES:
+            raise InvalidInput("provider", f"brand {campaign.brand.key} has no Mailchimp audience configured")
     _check_content(campaign)
 
 
@@ -126,6 +130,25 @@ def campaign_create(*, brand: Brand, data: CampaignInput, created_by: str = "") 
     _apply(campaign, data)
     campaign.save()
     return campaign
+
+
+def campaign_create_refresh(
+    *, purpose: Purpose, days: int, data: CampaignInput, created_by: str = ""
+) -> tuple[Campaign, FreshnessPreview]:
+    """A draft campaign asking the people whose consent to ``purpose`` falls out within
+    ``days`` (on ``data.channel``) to renew it. It is an ordinary campaign of that purpose,
+    scheduled and sent through the gate like any other: whoever withdraws or has fallen out
+    by the time it is sent is denied."""
+    if not data.channel:
+        raise InvalidInput("channel", "is required")
+    preview = freshness_preview(purpose=purpose, days=days, channel=data.channel)
+    ids = preview.contact_ids(data.channel)
+    if not ids:
+        raise InvalidInput("days", f"nobody's consent to {purpose.key!r} falls out within {days} days")
+    data.purpose = purpose.key
+    data.audience = {"contact_ids": ids}
+    data.name = data.name or f"Consent refresh: {purpose.name} ({timezone.localdate():%Y-%m-%d})"
+    return campaign_create(brand=purpose.brand, data=data, created_by=created_by), preview
 
 
 def campaign_update(*, campaign: Campaign, data: CampaignInput) -> Campaign:
@@ -277,6 +300,12 @@ def enqueue_pending(*, campaign_id: int, stale_only: bool = False) -> int:
     batches, after commit. With ``stale_only``, only those nobody touched for a while."""
     from comms.campaigns.tasks import send_deliveries
 
+    if Campaign.objects.filter(pk=campaign_id, provider=Provider.MAILCHIMP).exists():
+        # Mailchimp sends the whole audience in one call, from its own actor (idempotent).
+        from integrations.mailchimp.tasks import mailchimp_send_campaign
+
+        transaction.on_commit(lambda: mailchimp_send_campaign.send(campaign_id))
+        return 0
     now = timezone.now()
     pending = Delivery.objects.filter(campaign_id=campaign_id).filter(
         Q(status=DeliveryStatus.QUEUED) | Q(status=DeliveryStatus.DEFERRED, deferred_until__lte=now)

@@ -18,6 +18,7 @@ class RightsAction(models.TextChoices):
     RESTRICT = "restrict", "Restriction (art. 18)"
     LIFT_RESTRICTION = "lift_restriction", "Restriction lifted"
     RETENTION = "retention", "Retention run"
+    ERASE_REQUEST = "erase_request", "Erasure requested by the person (self-service)"
 
 
 class AuditEntry(models.Model):
@@ -38,3 +39,38 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.contact_id or '-'}: {self.outcome}"
+
+
+class RightsRequestKind(models.TextChoices):
+    ERASURE = "erasure", "Erasure (art. 17)"
+
+
+class RightsRequestStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+    REFUSED = "refused", "Refused"
+
+
+class RightsRequest(models.Model):
+    """A request the person made from the preference centre, after proving they hold the
+    address, that the DPO must review (an erasure of a member, whose membership is a contract).
+    Art. 12(3): answered within one month of receipt (``due_at``)."""
+
+    contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=RightsRequestKind.choices)
+    channel = models.CharField(max_length=10)  # the address the person proved they hold
+    status = models.CharField(
+        max_length=10, choices=RightsRequestStatus.choices, default=RightsRequestStatus.OPEN
+    )
+    received_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=120, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["status", "due_at"], name="rights_request_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for contact {self.contact_id}, due {self.due_at:%Y-%m-%d}"

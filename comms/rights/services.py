@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -31,12 +32,19 @@ from django.utils import timezone
 from comms.contacts.models import Contact, ContactKind
 from comms.contacts.selectors import contact_get
 from comms.contacts.services import ContactInput, contact_erase, contact_update
-from comms.errors import Conflict, DomainError
+from comms.errors import Conflict, DomainError, NotFound
 from comms.rights import selectors
-from comms.rights.models import AuditEntry, RightsAction
+from comms.rights.models import (
+    AuditEntry,
+    RightsAction,
+    RightsRequest,
+    RightsRequestKind,
+    RightsRequestStatus,
+)
 from comms.rights.providers import Propagation, erasure_plan, erasure_propagate
 from comms.suppression import services as ledger
-from comms.suppression.models import Action, ConsentEvent, ConsentEvidence, Source, Suppression
+from comms.suppression.gate import Reason, check_many
+from comms.suppression.models import Action, ConsentEvent, ConsentEvidence, Purpose, Source, Suppression
 from comms.suppression.services import RECTIFIABLE_FIELDS, Principal
 
 logger = logging.getLogger(__name__)
@@ -229,6 +237,8 @@ class RetentionReport:
     guest_cutoff: dt.datetime
     evidence_cutoff: dt.datetime
     guests_erased: list[int] = field(default_factory=list)
+    leads_cutoff: dt.datetime | None = None
+    leads_erased: list[int] = field(default_factory=list)
     evidence_ips_dropped: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -242,6 +252,12 @@ class RetentionReport:
             f"{drop} the IP address of {self.evidence_ips_dropped} evidence row(s) recorded before "
             f"{self.evidence_cutoff:%Y-%m-%d}",
         ]
+        if self.leads_cutoff is not None:
+            lines.append(
+                f"{verb} {len(self.leads_erased)} lead(s) with no consent left, last changed before "
+                f"{self.leads_cutoff:%Y-%m-%d}"
+                + (f": {', '.join(map(str, self.leads_erased))}" if self.leads_erased else "")
+            )
         lines += [f"error: {error}" for error in self.errors]
         return "\n".join(lines)
 
@@ -263,6 +279,42 @@ def retention_candidates(*, cutoff: dt.datetime) -> list[int]:
     return list(guests.order_by("id").values_list("id", flat=True))
 
 
+# A lead whose every decision is one of these has no consent left: withdrawn, objected, never
+# confirmed. (An expired or stale consent is not a withdrawal: marketers may still refresh it.)
+_NO_CONSENT_LEFT = (Reason.WITHDRAWN, Reason.OBJECTION, Reason.NO_CONSENT, Reason.AWAITING_CONFIRMATION)
+
+
+def withdrawn_lead_candidates(*, cutoff: dt.datetime) -> list[int]:
+    """Leads (consent was the only basis: not members, not guests) that gave consent once, have
+    none left on any purpose or channel, and whose last ledger event is older than ``cutoff``.
+    A sign-up never confirmed counts too: we hold the address only to ask."""
+    last_event = (
+        ConsentEvent.objects.filter(contact=OuterRef("pk")).order_by("-recorded_at").values("recorded_at")[:1]
+    )
+    leads = list(
+        Contact.objects.filter(kind=ContactKind.LEAD, erased_at__isnull=True, created_at__lt=cutoff)
+        .filter(pk__in=ConsentEvent.objects.filter(action=Action.GRANT).values("contact_id"))
+        .annotate(last_event=Subquery(last_event))
+        .filter(last_event__lt=cutoff)
+        .select_related("brand")
+        .order_by("id")
+    )
+    remaining = {lead.pk for lead in leads}
+    purposes = Purpose.objects.filter(brand_id__in={lead.brand_id for lead in leads})
+    for purpose in purposes:
+        for channel in ("email", "sms"):
+            if not purpose.allows_channel(channel):
+                continue
+            group = [lead for lead in leads if lead.pk in remaining and lead.brand_id == purpose.brand_id]
+            for contact_id, decision in check_many(contacts=group, channel=channel, purpose=purpose).items():
+                denied_for_good = decision.reason in _NO_CONSENT_LEFT or decision.reason.startswith(
+                    f"{Reason.SUPPRESSED}:"
+                )
+                if decision.reason != Reason.NO_ADDRESS and not denied_for_good:
+                    remaining.discard(contact_id)
+    return sorted(remaining)
+
+
 def retention_run(*, dry_run: bool = False, now: dt.datetime | None = None) -> RetentionReport:
     """Erase guests past ``COMMS_GUEST_RETENTION_DAYS`` (each in its own transaction, keeping
     their suppressions) and drop evidence IPs older than ``COMMS_EVIDENCE_IP_RETENTION_DAYS``.
@@ -282,6 +334,19 @@ def retention_run(*, dry_run: bool = False, now: dt.datetime | None = None) -> R
         while ids := list(stale.values_list("event_id", flat=True)[:1000]):
             with transaction.atomic():
                 report.evidence_ips_dropped += ledger.evidence_redact(events=ids, fields=("ip",))
+    report.leads_cutoff = now - dt.timedelta(days=settings.LEAD_WITHDRAWN_GRACE_DAYS)
+    for contact_id in withdrawn_lead_candidates(cutoff=report.leads_cutoff):
+        if dry_run:
+            report.leads_erased.append(contact_id)
+            continue
+        try:
+            contact_erase_request(contact_id=contact_id, actor=RETENTION_ACTOR, source=Source.RETENTION)
+        except Conflict:
+            continue
+        except DomainError as exc:
+            report.errors.append(f"contact {contact_id}: {exc.message}")
+            continue
+        report.leads_erased.append(contact_id)
     for contact_id in retention_candidates(cutoff=report.guest_cutoff):
         if dry_run:
             report.guests_erased.append(contact_id)
@@ -302,9 +367,87 @@ def retention_run(*, dry_run: bool = False, now: dt.datetime | None = None) -> R
             contact_id=None,
             detail={
                 "guests_erased": len(report.guests_erased),
+                "leads_erased": len(report.leads_erased),
                 "evidence_ips_dropped": report.evidence_ips_dropped,
                 "errors": len(report.errors),
             },
         )
     logger.info("retention: %s", report.summary().replace("\n", "; "))
     return report
+
+
+# --- self-service (the preference centre) ---------------------------------------------------
+# The person proved they hold the address by a rights link (comms.web); these act on that proof.
+SELF_SERVICE_ACTOR = "self:preference-centre"
+
+
+def one_month_after(moment: dt.datetime) -> dt.datetime:
+    """The same day next month (art. 12(3)), or that month's last day when it has no such day."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    last_day = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def selfservice_export(*, contact_id: int) -> dict[str, Any]:
+    """The person's own export, downloaded after proving the address (logged like any export)."""
+    return contact_export(contact_id=contact_id, actor=SELF_SERVICE_ACTOR)
+
+
+@dataclass
+class SelfServiceErasure:
+    erased: bool  # done at once (a lead: consent was the only basis)
+    request: RightsRequest | None  # or queued for the DPO, with its due date
+
+
+def selfservice_erasure(*, contact_id: int, channel: str) -> SelfServiceErasure:
+    """A lead, who only ever gave consent, is erased at once (keeping the suppression). A member
+    or guest has a contract or a visit behind their data, so the request goes to the DPO queue,
+    due in one month; asking again while one is open returns the open one."""
+    contact = contact_get(contact_id=contact_id)
+    if contact.kind == ContactKind.LEAD:
+        contact_erase_request(contact_id=contact.pk, actor=SELF_SERVICE_ACTOR)
+        return SelfServiceErasure(erased=True, request=None)
+    with transaction.atomic():
+        Contact.objects.select_for_update().filter(pk=contact.pk).exists()
+        existing = RightsRequest.objects.filter(
+            contact=contact, kind=RightsRequestKind.ERASURE, status=RightsRequestStatus.OPEN
+        ).first()
+        if existing is not None:
+            return SelfServiceErasure(erased=False, request=existing)
+        now = timezone.now()
+        request = RightsRequest.objects.create(
+            contact=contact,
+            kind=RightsRequestKind.ERASURE,
+            channel=channel,
+            received_at=now,
+            due_at=one_month_after(now),
+        )
+        audit_record(
+            actor=SELF_SERVICE_ACTOR,
+            action=RightsAction.ERASE_REQUEST,
+            contact_id=contact.pk,
+            outcome="queued for review",
+            detail={"request_id": request.pk, "due_at": request.due_at.isoformat()},
+        )
+    return SelfServiceErasure(erased=False, request=request)
+
+
+def rights_request_close(*, request_id: int, actor: str, erase: bool, note: str = "") -> RightsRequest:
+    """The DPO's decision on a queued request: erase the person (done) or refuse, with a note
+    (art. 12(4): the person is told why). A closed request cannot be closed again."""
+    with transaction.atomic():
+        request = RightsRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None:
+            raise NotFound(f"rights request {request_id} not found")
+        if request.status != RightsRequestStatus.OPEN:
+            raise Conflict(f"rights request {request_id} is already {request.status}")
+        if erase:
+            # Erased meanwhile (retention, another request): the request is done all the same.
+            with contextlib.suppress(Conflict):
+                contact_erase_request(contact_id=request.contact_id, actor=actor)
+        request.status = RightsRequestStatus.DONE if erase else RightsRequestStatus.REFUSED
+        request.closed_at = timezone.now()
+        request.closed_by = actor[:120]
+        request.note = note[:500]
+        request.save(update_fields=["status", "closed_at", "closed_by", "note"])
+    return request

@@ -15,6 +15,7 @@ lock (``comms.suppression.locks.sender_lock``). Precedence, first match wins (DE
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from comms.contacts.models import Contact, ContactKind
+from comms.core.metrics import gate_observed
 from comms.suppression.keys import address_key
 from comms.suppression.models import (
     Action,
@@ -138,6 +140,21 @@ def check_many(
 ) -> dict[int, Decision]:
     """The same rules as ``check`` for many contacts at once, in three queries: the form the
     send path and campaign previews use. Returns a decision per contact id."""
+    started = time.perf_counter()
+    decisions = _check_many(contacts=contacts, channel=channel, purpose=purpose, addresses=addresses, at=at)
+    if at is None:  # live decisions only; history queries are not gate traffic
+        gate_observed(channel, decisions.values(), time.perf_counter() - started)
+    return decisions
+
+
+def _check_many(
+    *,
+    contacts: Sequence[Contact],
+    channel: str,
+    purpose: Purpose,
+    addresses: Mapping[int, str] | None = None,
+    at: datetime | None = None,
+) -> dict[int, Decision]:
     live = at is None
     at = at or timezone.now()
     decisions: dict[int, Decision] = {}

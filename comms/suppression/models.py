@@ -76,12 +76,15 @@ class SuppressionReason(models.TextChoices):
 
 
 # Suppressions the person caused: only their own consent, confirmed by double opt-in, lifts them.
+# An erasure is among them: no import or staff grant can reach an erased address again, but the
+# person may sign up anew and confirm it themselves.
 PERSON_CAUSED_REASONS = frozenset(
     {
         SuppressionReason.OBJECTION,
         SuppressionReason.WITHDRAWN,
         SuppressionReason.SMS_STOP,
         SuppressionReason.COMPLAINT,
+        SuppressionReason.ERASED,
     }
 )
 # Suppressions staff may clear (the address may work again).

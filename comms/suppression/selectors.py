@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -11,7 +11,7 @@ from django.utils import timezone
 from comms.contacts.models import Contact
 from comms.errors import InvalidInput, NotFound
 from comms.suppression import chain
-from comms.suppression.gate import Decision, check
+from comms.suppression.gate import Decision, check, check_many
 from comms.suppression.models import (
     GENESIS_HASH,
     ChainHead,
@@ -168,3 +168,59 @@ def suppression_get(*, suppression_id: int) -> Suppression:
     if suppression is None:
         raise NotFound(f"suppression {suppression_id} not found")
     return suppression
+
+
+# --- consent freshness ----------------------------------------------------------------------
+
+
+@dataclass
+class FreshnessPreview:
+    """Who loses their consent to ``purpose`` within ``days``: allowed now, denied then as
+    ``stale_notice`` or ``consent_expired``; and who is already out for those reasons."""
+
+    purpose_id: int
+    days: int
+    until: datetime
+    falling_out: dict[str, list[int]] = field(default_factory=dict)  # channel -> contact ids
+    already_out: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> reason -> n
+
+    def contact_ids(self, channel: str) -> list[int]:
+        return self.falling_out.get(channel, [])
+
+
+FRESHNESS_REASONS = ("stale_notice", "consent_expired")
+_FRESHNESS_CHUNK = 2000
+
+
+def freshness_preview(
+    *, purpose: Purpose, days: int, channel: str | None = None, now: datetime | None = None
+) -> FreshnessPreview:
+    """Run the gate now and ``days`` from now over every live contact of the purpose's brand
+    (no writes). A refresh request must reach them before they fall out: after, the gate
+    denies the refresh too."""
+    if days < 0 or days > 3650:
+        raise InvalidInput("days", "must be between 0 and 3650")
+    now = now or timezone.now()
+    until = now + timedelta(days=days)
+    preview = FreshnessPreview(purpose_id=purpose.pk, days=days, until=until)
+    channels = [channel] if channel else [c for c in ("email", "sms") if purpose.allows_channel(c)]
+    for each in channels:
+        if not purpose.allows_channel(each):
+            raise InvalidInput("channel", f"purpose {purpose.key!r} does not allow {each}")
+        contacts = Contact.objects.filter(brand_id=purpose.brand_id, erased_at__isnull=True)
+        contacts = contacts.exclude(**{"email__isnull" if each == "email" else "mobile__isnull": True})
+        ids = list(contacts.order_by("id").values_list("id", flat=True))
+        falling: list[int] = []
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), _FRESHNESS_CHUNK):
+            chunk = list(Contact.objects.filter(pk__in=ids[start : start + _FRESHNESS_CHUNK]))
+            today = check_many(contacts=chunk, channel=each, purpose=purpose)
+            later = check_many(contacts=chunk, channel=each, purpose=purpose, at=until)
+            for contact_id, decision in today.items():
+                if decision.reason in FRESHNESS_REASONS:
+                    out[decision.reason] = out.get(decision.reason, 0) + 1
+                elif decision.allowed and later[contact_id].reason in FRESHNESS_REASONS:
+                    falling.append(contact_id)
+        preview.falling_out[each] = sorted(falling)
+        preview.already_out[each] = out
+    return preview

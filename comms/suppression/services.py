@@ -8,7 +8,7 @@ appends its hash-chained event and returns what it wrote.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,6 +72,19 @@ class Principal:
     user: User | None = None
     guardian: Contact | None = None
     recorded_by: str = ""
+
+
+# Integrations that mirror the ledger elsewhere (Mailchimp) register a listener here. It is
+# called inside the appending transaction with the new event, so it can read the contact as it
+# is now (before an erasure blanks it) and schedule its own work with ``transaction.on_commit``.
+LedgerListener = Callable[[ConsentEvent], None]
+_listeners: list[LedgerListener] = []
+
+
+def ledger_listen(listener: LedgerListener) -> None:
+    """Register ``listener`` for every event appended from now on (idempotent)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 # --- the chain ------------------------------------------------------------------------------
@@ -160,6 +173,8 @@ def _append(
         )
     head.seq, head.hash = event.seq, event.hash
     head.save(update_fields=["seq", "hash", "updated_at"])
+    for listener in _listeners:
+        listener(event)
     return event
 
 

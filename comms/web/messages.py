@@ -11,7 +11,14 @@ from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent
 from comms.web.models import MemberMessage, MemberMessageKind
 from comms.web.texts import channel_name, names_list, text
-from comms.web.tokens import confirm_url, make_confirm_token, make_token, preferences_url
+from comms.web.tokens import (
+    confirm_url,
+    make_confirm_token,
+    make_rights_token,
+    make_token,
+    preferences_url,
+    rights_url,
+)
 
 
 def member_message_compose(message: MemberMessage) -> OutboundMessage | None:
@@ -38,6 +45,13 @@ def member_message_compose(message: MemberMessage) -> OutboundMessage | None:
             "hours": settings.MEMBER_CONFIRM_MAX_AGE // 3600,
         }
         subject_key, mail_key, sms_key = "mail_confirm_subject", "mail_confirm_text", "sms_confirm_text"
+    elif message.kind == MemberMessageKind.RIGHTS:
+        token = make_rights_token(
+            contact_id=contact.pk, channel=message.channel, address_key=message.address_key
+        )
+        url = rights_url(token)
+        values = {"brand": brand.name, "url": url, "hours": settings.RIGHTS_LINK_MAX_AGE // 3600}
+        subject_key, mail_key, sms_key = "mail_rights_subject", "mail_rights_text", "sms_rights_text"
     else:
         token = make_token(
             contact_id=contact.pk, purpose_id=0, channel=message.channel, address_key=message.address_key

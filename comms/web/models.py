@@ -20,6 +20,7 @@ from comms.contacts.models import Contact
 class MemberMessageKind(models.TextChoices):
     CONFIRM = "confirm", "Double-opt-in confirmation"
     LINK = "link", "Fresh preferences link"
+    RIGHTS = "rights", "Self-service rights link (export, erasure)"
 
 
 class MemberMessageStatus(models.TextChoices):

@@ -18,11 +18,12 @@ from comms.suppression.keys import address_key
 from comms.suppression.models import (
     PERSON_CAUSED_REASONS,
     Action,
+    Basis,
     ConsentEvent,
     Purpose,
     PurposeNotice,
 )
-from comms.web.tokens import BadToken, ExpiredToken, make_token, read_token
+from comms.web.tokens import BadToken, ExpiredToken, make_token, read_rights_token, read_token
 
 _SHORT_CODE = re.compile(r"[A-Za-z0-9]{6,12}")
 _LEDGER_ACTIONS = (Action.GRANT, Action.CONFIRM, Action.WITHDRAW, Action.OBJECT)
@@ -52,11 +53,12 @@ class MemberLink:
         return self.contact.brand
 
 
-def member_link_resolve(token: str, *, need_purpose: bool) -> MemberLink:
-    """Check a ``/u/`` or ``/preferences/`` token and load what it names. Raises ``ExpiredToken``
-    or ``BadToken`` (tampered, truncated, unknown contact or purpose, or an address that is no
-    longer the contact's: a link is useless to anyone but the person it was sent to)."""
-    data = read_token(token)
+def member_link_resolve(token: str, *, need_purpose: bool, rights: bool = False) -> MemberLink:
+    """Check a ``/u/`` or ``/preferences/`` token (with ``rights``, a ``/rights/`` token) and load
+    what it names. Raises ``ExpiredToken`` or ``BadToken`` (tampered, truncated, unknown contact
+    or purpose, or an address that is no longer the contact's: a link is useless to anyone but
+    the person it was sent to)."""
+    data = read_rights_token(token) if rights else read_token(token)
     contact = (
         Contact.objects.select_related("brand").filter(pk=data.contact_id, erased_at__isnull=True).first()
     )
@@ -177,6 +179,7 @@ class PreferenceRow:
     decision: Decision
     status: Status
     pending_grant_id: int | None
+    renewable: bool = False  # allowed now, but to an older notice or near the end of its lifetime
 
     @property
     def subscribed(self) -> bool:
@@ -229,16 +232,36 @@ def preference_rows(*, link: MemberLink) -> list[PreferenceRow]:
         if not purpose.allows_channel(link.channel):
             continue
         decision = check(contact=link.contact, channel=link.channel, purpose=purpose, address=link.address)
+        notice = purpose.current_notice()
         rows.append(
             PreferenceRow(
                 purpose=purpose,
-                notice=purpose.current_notice(),
+                notice=notice,
                 decision=decision,
                 status=_status(decision, purpose.pk in pending),
                 pending_grant_id=pending.get(purpose.pk),
+                renewable=purpose.pk not in pending and _renewable(decision, purpose, notice),
             )
         )
     return rows
+
+
+def _renewable(decision: Decision, purpose: Purpose, notice: PurposeNotice | None) -> bool:
+    """May the person renew this consent now (a consent refresh, DESIGN §3)? When it was given to
+    an older notice than the current one, or expires within ``COMMS_CONSENT_REFRESH_WINDOW_DAYS``."""
+    if not decision.allowed or decision.event_id is None or notice is None:
+        return False
+    event = ConsentEvent.objects.select_related("confirms__notice", "notice").get(pk=decision.event_id)
+    grant = event.confirms or event
+    if grant.basis != Basis.CONSENT:
+        return False
+    if (grant.notice.version if grant.notice else 0) < notice.version:
+        return True
+    lifetime = purpose.consent_lifetime_days
+    if lifetime is None:
+        return False
+    renew_from = grant.occurred_at + timedelta(days=lifetime - settings.CONSENT_REFRESH_WINDOW_DAYS)
+    return renew_from <= timezone.now()
 
 
 # --- double opt-in ------------------------------------------------------------------------------

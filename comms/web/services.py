@@ -154,6 +154,37 @@ def preferences_save(
     return outcome
 
 
+def consent_renew(*, link: MemberLink, purpose_id: int, evidence: Evidence, lang: str) -> Purpose | None:
+    """Renew a consent the preference centre offers to renew (an older notice, or near the end
+    of its lifetime): a new grant to the current notice, waiting for double opt-in like any
+    other; the old consent keeps working until then. Returns the purpose, or None when the row
+    is not renewable (anymore)."""
+    with transaction.atomic():
+        _lock_contact(link.contact)
+        row = next((r for r in preference_rows(link=link) if r.purpose.pk == purpose_id), None)
+        if row is None or not row.renewable or row.notice is None:
+            return None
+        grant = ledger.consent_grant(
+            contact=link.contact,
+            channel=link.channel,
+            purpose=row.purpose,
+            basis=Basis.CONSENT,
+            source=Source.PREFERENCE_CENTRE,
+            principal=PRINCIPAL,
+            notice_version=row.notice.version,
+            evidence=evidence,
+        )
+        _queue_message(
+            kind=MemberMessageKind.CONFIRM,
+            contact=link.contact,
+            channel=link.channel,
+            key=link.address_key,
+            lang=lang,
+            grant_ids=[grant.pk],
+        )
+    return row.purpose
+
+
 def consent_confirm_link(
     *, grant_ids: list[int], evidence: Evidence
 ) -> tuple[ConfirmState, list[ConsentEvent]]:

@@ -268,6 +268,109 @@ TEXTS: dict[str, dict[str, str]] = {
         "nb": "{brand}: Her er lenken til innstillingene dine: {url}",
         "en": "{brand}: Here is the link to your preferences: {url}",
     },
+    # --- sign-up ----------------------------------------------------------------------------------
+    "signup_title": {"nb": "Meld deg på", "en": "Sign up"},
+    "signup_lead": {
+        "nb": "Få «{purpose}» fra {brand}.",
+        "en": "Get “{purpose}” from {brand}.",
+    },
+    "signup_address_email": {"nb": "E-postadresse", "en": "Email address"},
+    "signup_address_sms": {"nb": "Mobilnummer", "en": "Mobile number"},
+    "signup_address_email_sms": {
+        "nb": "E-postadresse eller mobilnummer",
+        "en": "Email address or mobile number",
+    },
+    "signup_first_name": {"nb": "Fornavn (valgfritt)", "en": "First name (optional)"},
+    "signup_honeypot": {"nb": "La dette feltet stå tomt", "en": "Leave this field empty"},
+    "signup_button": {"nb": "Meld meg på", "en": "Sign me up"},
+    "signup_double_opt_in": {
+        "nb": "Vi sender deg en lenke du må trykke på før noe blir sendt. Du kan melde deg av når som helst.",
+        "en": "We send you a link you must press before anything is sent. You can unsubscribe at any time.",
+    },
+    "signup_sent_title": {"nb": "Sjekk innboksen din", "en": "Check your inbox"},
+    "signup_sent_lead": {
+        "nb": "Hvis adressen kan motta meldinger fra oss, får du straks en lenke for å bekrefte påmeldingen. "
+        "Ingenting sendes før du har bekreftet.",
+        "en": "If the address can receive messages from us, a link to confirm your sign-up is on its way. "
+        "Nothing is sent until you confirm.",
+    },
+    "signup_invalid": {
+        "nb": "Skriv inn en gyldig e-postadresse eller et mobilnummer.",
+        "en": "Please enter a valid email address or mobile number.",
+    },
+    "signup_expired": {
+        "nb": "Skjemaet er utløpt eller teksten er endret. Les teksten og prøv igjen.",
+        "en": "The form has expired or its text has changed. Please read it and try again.",
+    },
+    "signup_limited": {
+        "nb": "For mange påmeldinger på kort tid. Prøv igjen senere.",
+        "en": "Too many sign-ups in a short time. Please try again later.",
+    },
+    # --- self-service rights -----------------------------------------------------------------------
+    "rights_heading": {"nb": "Dine personopplysninger", "en": "Your personal data"},
+    "rights_lead": {
+        "nb": "Du kan laste ned alt vi har om deg, eller be oss slette det. Vi sender først en lenke til {address} "
+        "for å være sikre på at det er deg.",
+        "en": "You can download everything we hold about you, or ask us to erase it. We first send a link to "
+        "{address} to make sure it is you.",
+    },
+    "renew_hint": {
+        "nb": "Samtykket ditt må fornyes snart, eller teksten er endret siden du sa ja.",
+        "en": "Your consent needs renewing soon, or the text has changed since you agreed.",
+    },
+    "renew_button": {"nb": "Forny samtykket", "en": "Renew my consent"},
+    "rights_offer": {
+        "nb": "Du kan laste ned alt vi har om deg, eller be oss slette det. Vi sender først en lenke til "
+        "adressen din, for å være sikre på at det er deg.",
+        "en": "You can download everything we hold about you, or ask us to erase it. We first send a link "
+        "to your address, to make sure it is you.",
+    },
+    "rights_send_link": {"nb": "Send meg en lenke", "en": "Send me a link"},
+    "rights_export_button": {"nb": "Last ned dataene mine", "en": "Download my data"},
+    "rights_erase_button": {"nb": "Slett dataene mine", "en": "Erase my data"},
+    "rights_link_sent": {
+        "nb": "Vi har sendt en lenke til {address}. Den virker i {hours} timer.",
+        "en": "We have sent a link to {address}. It works for {hours} hours.",
+    },
+    "rights_export_title": {"nb": "Last ned dataene dine", "en": "Download your data"},
+    "rights_export_lead": {
+        "nb": "Filen (JSON) inneholder alt {brand} har om deg: profil, samtykker med teksten du så, "
+        "hendelser og meldinger.",
+        "en": "The file (JSON) holds everything {brand} keeps about you: profile, consents with the text "
+        "you saw, events and messages.",
+    },
+    "rights_erase_title": {"nb": "Slette dataene dine", "en": "Erase your data"},
+    "rights_erase_lead": {
+        "nb": "Vi sletter navn, adresser og historikk. Vi beholder bare en uleselig kode for adressen din, "
+        "slik at vi aldri sender deg markedsføring igjen.",
+        "en": "We erase your name, addresses and history. We keep only an unreadable code of your address, "
+        "so that we never send you marketing again.",
+    },
+    "rights_erase_confirm": {"nb": "Ja, slett dataene mine", "en": "Yes, erase my data"},
+    "rights_erased": {
+        "nb": "Dataene dine er slettet. Du får ikke flere meldinger fra {brand}.",
+        "en": "Your data has been erased. You will get no more messages from {brand}.",
+    },
+    "rights_queued": {
+        "nb": "Vi har mottatt forespørselen din. Personvernombudet behandler den innen {due}.",
+        "en": "We have received your request. Our data protection officer handles it by {due}.",
+    },
+    "mail_rights_subject": {
+        "nb": "Bekreft forespørselen din hos {brand}",
+        "en": "Confirm your request with {brand}",
+    },
+    "mail_rights_text": {
+        "nb": "Hei!\n\nNoen (forhåpentligvis du) ba om innsyn i eller sletting av dataene dine hos {brand}. "
+        "Åpne lenken for å fortsette:\n\n{url}\n\nLenken virker i {hours} timer. "
+        "Har du ikke bedt om dette, kan du se bort fra meldingen.",
+        "en": "Hello!\n\nSomeone (hopefully you) asked to see or erase your data with {brand}. "
+        "Open the link to continue:\n\n{url}\n\nThe link works for {hours} hours. "
+        "If you did not ask for this, you can ignore this message.",
+    },
+    "sms_rights_text": {
+        "nb": "{brand}: Åpne lenken for å se eller slette dataene dine ({hours} t): {url}",
+        "en": "{brand}: Open the link to see or erase your data ({hours} h): {url}",
+    },
 }
 
 

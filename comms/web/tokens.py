@@ -111,3 +111,31 @@ def read_confirm_token(token: str, *, max_age: int | None = None) -> list[int]:
 
 def confirm_url(token: str) -> str:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/confirm/{token}"
+
+
+# --- self-service rights ----------------------------------------------------------------------
+# A rights link proves the person holds the address right now: sent to it on request, valid for
+# hours, under a salt of its own (a preferences link, valid for months, is not enough).
+RIGHTS_SALT = "comms.web.rights"
+
+
+def make_rights_token(*, contact_id: int, channel: str, address_key: str) -> str:
+    return signing.TimestampSigner(salt=RIGHTS_SALT).sign(f"{contact_id}.{channel[0]}.{address_key[:12]}")
+
+
+def read_rights_token(token: str, *, max_age: int | None = None) -> MemberToken:
+    age = settings.RIGHTS_LINK_MAX_AGE if max_age is None else max_age
+    try:
+        payload = signing.TimestampSigner(salt=RIGHTS_SALT).unsign(token, max_age=age)
+    except signing.SignatureExpired:
+        raise ExpiredToken("the link has expired") from None
+    except signing.BadSignature:
+        raise BadToken("the link is not valid") from None
+    parts = payload.split(".")
+    if len(parts) != 3 or parts[1] not in _CHANNELS or not parts[0].isdigit():
+        raise BadToken("the link is not valid")
+    return MemberToken(int(parts[0]), 0, _CHANNELS[parts[1]], parts[2])
+
+
+def rights_url(token: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/rights/{token}"

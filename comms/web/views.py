@@ -247,7 +247,16 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         saved = True
         action = request.POST.get("action", "save")
         evidence = _evidence(request)
-        if action in (Scope.CHANNEL, Scope.ALL):
+        renew = str(request.POST.get("renew", ""))
+        if renew.isdigit() and len(renew) < 19:
+            renewed = services.consent_renew(link=link, purpose_id=int(renew), evidence=evidence, lang=lang)
+            if renewed is not None:
+                notes.append(
+                    text("saved_requested", lang, names=names_list([renewed.name], lang), address=address)
+                )
+            else:
+                notes.append(text("saved_nothing", lang))
+        elif action in (Scope.CHANNEL, Scope.ALL):
             outcome = services.member_unsubscribe(
                 link=link, scope=Scope(action), source=Source.PREFERENCE_CENTRE, evidence=evidence
             )
@@ -281,6 +290,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
                 if row.status in (Status.PENDING, Status.RENEW, Status.UNAVAILABLE)
                 else "",
                 "checked": row.subscribed,
+                "renewable": row.renewable,
                 "disabled": row.status == Status.UNAVAILABLE,
                 "notice": row.notice.text if row.notice else "",
                 "notice_version": text("notice_version", lang, version=row.notice.version)

@@ -90,7 +90,7 @@ def test_retention_erases_stale_guests_drops_old_ips_and_reports(world, purpose)
     run = AuditEntry.objects.get(action="retention")
     assert (run.actor, run.detail) == (
         "system:retention",
-        {"guests_erased": 1, "evidence_ips_dropped": 2, "errors": 0},
+        {"guests_erased": 1, "leads_erased": 0, "evidence_ips_dropped": 2, "errors": 0},
     )
     erasure = AuditEntry.objects.get(action="erase")
     assert (erasure.actor, erasure.contact_id, erasure.detail["source"]) == (

@@ -78,3 +78,27 @@ def test_a_grant_seals_the_proof_hash_and_erasure_deletes_the_file_but_not_the_c
     assert ProofFile.objects.get(pk=digest).deleted_at is not None
     assert ConsentEvidence.objects.get(event_id=response.json()["id"]).proof_sha256 == digest
     assert ledger_verify().ok
+
+
+def test_an_erased_address_can_be_reached_again_only_after_the_persons_own_confirmed_consent(
+    make_contact, purpose, staff, person
+):
+    from comms.contacts.models import Contact
+    from comms.contacts.services import ContactInput, contacts_import
+    from comms.suppression import services
+    from comms.suppression.gate import check
+
+    erased = make_contact(email="kari@example.no")
+    contact_erase(contact=erased, source="rights_request", principal=staff)
+    contacts_import(rows=[ContactInput(brand="fit24", kind="lead", external_id="again", email="kari@example.no")])
+    again = Contact.objects.get(external_id="again")
+
+    by_staff = services.consent_grant(
+        contact=again, channel="email", purpose=purpose, basis="consent", source="front_desk", principal=staff
+    )
+    assert by_staff.pending_confirmation
+    assert check(contact=again, channel="email", purpose=purpose).reason == "suppressed:erased"
+
+    services.consent_confirm(grant=by_staff, source="web_form", principal=person)
+    decision = check(contact=again, channel="email", purpose=purpose)
+    assert (decision.allowed, decision.reason) == (True, "consent")

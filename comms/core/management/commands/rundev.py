@@ -37,6 +37,8 @@ class Command(BaseCommand):
             self._demo_credentials()
         if not settings.LIFEVISION_BASE_URL:
             self._start_fake_lifevision(options["addrport"])
+        if not settings.MAILCHIMP_API_KEY:
+            self._start_fake_mailchimp()
         if "StubBroker" in settings.DRAMATIQ_BROKER["BROKER"]:
             inprocess.load_task_modules()
             inprocess.start_worker()
@@ -59,6 +61,20 @@ class Command(BaseCommand):
         self.stdout.write(
             f"fake LifeVision at {fake.base_url} (what it received: {fake.base_url}/_fake/messages)"
         )
+
+    def _start_fake_mailchimp(self) -> None:
+        """No Mailchimp configured: serve the built-in fake with one audience per brand."""
+        from comms.contacts.models import Brand
+        from integrations.mailchimp.fake import FakeMailchimp
+
+        audiences = {key: f"fake-{key}" for key in Brand.objects.values_list("key", flat=True)}
+        fake = FakeMailchimp(port=0, lists=tuple(audiences.values())).start()
+        settings.MAILCHIMP_API_KEY = fake.api_key
+        settings.MAILCHIMP_SERVER = "us21"
+        settings.MAILCHIMP_BASE_URL = fake.base_url
+        settings.MAILCHIMP_AUDIENCES = audiences
+        settings.MAILCHIMP_WEBHOOK_SECRET = settings.MAILCHIMP_WEBHOOK_SECRET or secrets.token_urlsafe(16)
+        self.stdout.write(f"fake Mailchimp at {fake.base_url} (state: {fake.base_url}/_fake/state)")
 
     def _demo_credentials(self) -> None:
         """Create an admin user and one API key per role once, and show where they are kept."""

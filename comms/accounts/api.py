@@ -1,0 +1,54 @@
+"""API key administration for dpo keys: list, rotate, revoke (the commands do the same)."""
+
+import datetime as dt
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema
+
+from comms.accounts.models import ApiKey, Role
+from comms.accounts.services import api_key_revoke, api_key_rotate, api_key_usage_flush
+from comms.auth import require_role
+from comms.schemas import Id, responses
+
+router = Router(tags=["api keys"])
+
+
+class ApiKeyOut(Schema):
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    rotated_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    use_count: int
+
+
+class ApiKeyRotatedOut(Schema):
+    api_key: ApiKeyOut
+    key: str  # the new secret, shown only in this answer
+
+
+@router.get("/api-keys", response=responses({200: list[ApiKeyOut]}))
+@require_role(Role.DPO)
+def list_api_keys(request: HttpRequest) -> list[ApiKey]:
+    keys = list(ApiKey.objects.all())
+    for key in keys:
+        if api_key_usage_flush(api_key_id=key.pk):
+            key.refresh_from_db(fields=["use_count"])
+    return keys
+
+
+@router.post("/api-keys/{key_id}/rotate", response=responses({200: ApiKeyRotatedOut}))
+@require_role(Role.DPO)
+def rotate_api_key(request: HttpRequest, key_id: Id) -> dict[str, object]:
+    api_key, secret = api_key_rotate(api_key=get_object_or_404(ApiKey, pk=key_id))
+    return {"api_key": api_key, "key": secret}
+
+
+@router.post("/api-keys/{key_id}/revoke", response=responses({200: ApiKeyOut}))
+@require_role(Role.DPO)
+def revoke_api_key(request: HttpRequest, key_id: Id) -> ApiKey:
+    return api_key_revoke(api_key=get_object_or_404(ApiKey, pk=key_id))

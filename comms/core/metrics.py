@@ -1,0 +1,176 @@
+"""Prometheus metrics.
+
+Two kinds:
+
+- in-process counters and histograms (gate decisions and latency, provider errors), cheap to update
+  on the hot path. With several processes per machine, set ``PROMETHEUS_MULTIPROC_DIR`` so the
+  processes share them (prometheus-client's multiprocess mode);
+- figures read from the database and the broker at scrape time (messages by status and reason,
+  queue depth, withdrawal-to-effect time): right whichever process answers the scrape, and
+  cached for ``COMMS_METRICS_CACHE_SECONDS`` so a busy scraper cannot load the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Sum
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger(__name__)
+
+GATE_DECISIONS = Counter(
+    "comms_gate_decisions",
+    "Gate decisions, by channel, outcome and reason (live checks only).",
+    ["channel", "allowed", "reason"],
+)
+GATE_LATENCY = Histogram(
+    "comms_gate_check_seconds",
+    "Time for one gate call (check_many: one query set for a whole batch).",
+    ["channel"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PROVIDER_ERRORS = Counter(
+    "comms_provider_errors",
+    "Errors from message providers, by provider and kind (transient or permanent).",
+    ["provider", "kind"],
+)
+
+
+def gate_observed(channel: str, decisions: Iterable[Any], seconds: float) -> None:
+    """Record one live gate call (``decisions``: the Decision objects it returned)."""
+    try:
+        GATE_LATENCY.labels(channel=channel).observe(seconds)
+        for decision in decisions:
+            reason = str(decision.reason).split(":", 1)[0]  # suppressed:<why> -> suppressed
+            GATE_DECISIONS.labels(
+                channel=channel, allowed=str(bool(decision.allowed)).lower(), reason=reason
+            ).inc()
+    except Exception:  # metrics never break a send
+        logger.exception("could not record gate metrics")
+
+
+def provider_error(provider: str, *, permanent: bool) -> None:
+    PROVIDER_ERRORS.labels(
+        provider=provider or "unknown", kind="permanent" if permanent else "transient"
+    ).inc()
+
+
+# --- read at scrape time --------------------------------------------------------------------
+
+_CACHE_KEY = "comms:metrics:db"
+
+
+def _db_figures() -> dict[str, Any]:
+    from comms.campaigns.models import Delivery
+    from comms.suppression.models import Action, ConsentEvent
+
+    messages = [
+        (row["channel"], row["status"], row["reason"] or "", row["n"])
+        for row in Delivery.objects.values("channel", "status", "reason").annotate(n=Count("id")).order_by()
+    ]
+    since = timezone.now() - timedelta(hours=24)
+    lag = ExpressionWrapper(F("recorded_at") - F("occurred_at"), output_field=DurationField())
+    withdrawals = ConsentEvent.objects.filter(action=Action.WITHDRAW, recorded_at__gte=since).aggregate(
+        n=Count("id"), total=Sum(lag), worst=Max(lag)
+    )
+    total = withdrawals["total"] or timedelta(0)
+    worst = withdrawals["worst"] or timedelta(0)
+    return {
+        "messages": messages,
+        "withdrawals": (
+            withdrawals["n"] or 0,
+            max(total.total_seconds(), 0.0),
+            max(worst.total_seconds(), 0.0),
+        ),
+    }
+
+
+def _broker_depth() -> dict[str, int]:
+    """Messages waiting (or in flight) per dramatiq queue, read from Redis; empty without Redis."""
+    url = settings.REDIS_URL
+    if not url:
+        return {}
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    depth: dict[str, int] = {}
+    for raw in client.scan_iter(match="dramatiq:*.msgs", count=100):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        queue = key[len("dramatiq:") : -len(".msgs")]
+        depth[queue] = int(client.hlen(key))
+    return depth
+
+
+class DatabaseCollector(Collector):
+    def collect(self) -> Iterable[Metric]:
+        figures: Mapping[str, Any] | None = cache.get(_CACHE_KEY)
+        if figures is None:
+            try:
+                figures = _db_figures()
+            except Exception:
+                logger.exception("metrics: could not read the database")
+                figures = {"messages": [], "withdrawals": (0, 0.0, 0.0), "error": True}
+            cache.set(_CACHE_KEY, figures, settings.METRICS_CACHE_SECONDS)
+        messages = GaugeMetricFamily(
+            "comms_messages",
+            "Campaign messages by channel, status and reason.",
+            labels=["channel", "status", "reason"],
+        )
+        queued = 0
+        for channel, status, reason, n in figures["messages"]:
+            messages.add_metric([channel, status, reason], n)
+            if status == "queued":
+                queued += n
+        yield messages
+        count, total, worst = figures["withdrawals"]
+        yield GaugeMetricFamily(
+            "comms_withdrawals_24h", "Withdrawals recorded in the last 24 hours.", value=count
+        )
+        yield GaugeMetricFamily(
+            "comms_withdrawal_to_effect_seconds_avg_24h",
+            "Mean time from a withdrawal (occurred_at) to its effect in the ledger (recorded_at), last 24 h.",
+            value=(total / count) if count else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "comms_withdrawal_to_effect_seconds_max_24h",
+            "Longest time from a withdrawal to its effect in the ledger, last 24 hours.",
+            value=worst,
+        )
+        depth = GaugeMetricFamily(
+            "comms_queue_depth",
+            "Work waiting: queued deliveries, and messages per broker queue.",
+            labels=["queue"],
+        )
+        depth.add_metric(["deliveries_queued"], queued)
+        try:
+            for queue, n in sorted(_broker_depth().items()):
+                depth.add_metric([f"broker:{queue}"], n)
+        except Exception:
+            logger.warning("metrics: could not read the broker's queue depth")
+        yield depth
+        yield GaugeMetricFamily(
+            "comms_metrics_db_up",
+            "1 if the scrape-time database figures could be read.",
+            value=0 if figures.get("error") else 1,
+        )
+
+
+def render_latest() -> bytes:
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(DatabaseCollector())
+        return generate_latest(registry)
+    registry.register(DatabaseCollector())
+    return generate_latest(REGISTRY) + generate_latest(registry)
