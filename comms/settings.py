@@ -195,6 +195,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Who may frame the public sign-up form (CSP frame-ancestors): list the brands' sites in
+# production, e.g. "https://fit24.no https://www.klinikk24.no". Every other page refuses framing.
+EMBED_FRAME_ANCESTORS = env_str("COMMS_EMBED_FRAME_ANCESTORS", "'self' https:") or "'self'"
+
 # Lists are paginated; no page may ask for more than this many rows.
 NINJA_PAGINATION_PER_PAGE = 100
 NINJA_PAGINATION_MAX_LIMIT = 1000

@@ -15,6 +15,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from comms.core.middleware import embeddable
 from comms.web.signup import HONEYPOT_FIELD, SignupResult, signup_form, signup_purpose, signup_request
 from comms.web.texts import text
 from comms.web.views import _evidence, _lang, _page
@@ -29,6 +30,7 @@ _STATUS = {
 
 @csrf_exempt
 @xframe_options_exempt  # embeddable in an iframe on the brand's own site
+@embeddable
 @require_http_methods(["GET", "HEAD", "POST"])
 def signup(request: HttpRequest, brand: str, purpose: str) -> HttpResponse:
     found = signup_purpose(brand_key=brand, purpose_key=purpose)
