@@ -1,5 +1,7 @@
-"""Which provider client a campaign's messages go to. Only ``comms.campaigns.sending`` calls
-``provider_send``, after the gate, under the sender's lock."""
+"""Which provider client a message goes to. Only ``comms.campaigns.sending`` calls
+``provider_send``: marketing messages after the gate, under the sender's lock; the two kinds of
+service message (a reply to an inbound SMS, a member's confirmation or fresh link) without the
+marketing gate, each recorded in its own table and sent only to the person who just asked."""
 
 from __future__ import annotations
 
