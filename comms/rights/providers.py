@@ -5,10 +5,11 @@
   agreement. Its API (shared/LIFEVISION_API.md) has no call to forget a recipient, so an
   erasure needs no call; the export lists the provider ids and statuses of the person's
   messages. Future sends are impossible anyway: the addresses are suppressed by keyed hash.
-- Mailchimp: not configured until ``integrations/mailchimp/`` exists. Its erasure will set the
-  member ``unsubscribed`` (never a permanent delete, which would destroy Mailchimp's own
-  suppression) and remove the merge fields; it belongs in ``erasure_propagate`` below, retried
-  by the actor until it succeeds.
+- Mailchimp (``integrations/mailchimp``, when ``MAILCHIMP_API_KEY`` is set): the ledger's
+  ``erase`` event is pushed by the Mailchimp listener like a withdrawal — the member is set
+  ``unsubscribed`` in the brand's audience (never permanently deleted, which would destroy
+  Mailchimp's own suppression), by a high-priority actor retried until Mailchimp has it. The
+  export shows every such push with its status and times.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from comms.campaigns.models import Delivery, Provider
+from integrations.mailchimp.sync import propagation_for_contact
 
 LIFEVISION_NOTE = (
     "LifeVision keeps no audience of ours and has no call to forget a recipient: each message "
     "was handed over once. Nothing to propagate; the addresses are suppressed by keyed hash."
 )
-MAILCHIMP_NOTE = "not configured: comms has no Mailchimp integration yet, so Mailchimp holds nothing from it"
+MAILCHIMP_NOTE = (
+    "Mailchimp keeps the member as unsubscribed (never permanently deleted, which would destroy its "
+    "own suppression); the erasure is pushed as an unsubscribe and retried until Mailchimp has it."
+)
+MAILCHIMP_OFF_NOTE = "not configured: Mailchimp holds nothing from comms"
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,9 @@ def propagation_status(*, contact_id: int) -> dict[str, dict[str, object]]:
         },
         "mailchimp": {
             "status": "configured" if mailchimp_configured() else "not configured",
-            "note": MAILCHIMP_NOTE,
+            "note": MAILCHIMP_NOTE if mailchimp_configured() else MAILCHIMP_OFF_NOTE,
             "messages": [],
+            "unsubscribe_pushes": propagation_for_contact(contact_id=contact_id),
         },
     }
 
@@ -70,12 +77,15 @@ def erasure_plan() -> list[Propagation]:
     """What an erasure asks of each provider (shown in the erasure's answer)."""
     return [
         Propagation("lifevision", "nothing_to_do", LIFEVISION_NOTE),
-        Propagation("mailchimp", "not_configured", MAILCHIMP_NOTE),
+        Propagation("mailchimp", "unsubscribe_queued", MAILCHIMP_NOTE)
+        if mailchimp_configured()
+        else Propagation("mailchimp", "not_configured", MAILCHIMP_OFF_NOTE),
     ]
 
 
 def erasure_propagate(*, contact_id: int) -> list[Propagation]:
     """Ask each provider to forget the person where that keeps their suppression. Idempotent;
     a transient failure raises ``IntegrationError`` and the actor retries. LifeVision needs no
-    call and Mailchimp is not configured, so today this only reports."""
+    call; Mailchimp's unsubscribe was queued by its ledger listener with the erase event (it
+    retries on its own), so this reports."""
     return erasure_plan()

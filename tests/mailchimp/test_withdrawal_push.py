@@ -113,3 +113,28 @@ def test_a_service_purpose_withdrawal_leaves_mailchimp_alone(
     service = make_purpose(key="member-dialogue", channels=("email",), marketing=False)
     ledger.consent_withdraw(contact=contact, channel="email", purpose=service, source="api", principal=PERSON)
     assert not AudienceUnsubscribe.objects.exists()
+
+
+def test_an_erasure_reaches_mailchimp_as_unsubscribed_and_the_export_shows_it(
+    fake_mailchimp: FakeMailchimp,
+    contact: Contact,
+    purpose: Purpose,
+    broker: StubBroker,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from comms.contacts.services import contact_erase
+    from comms.rights.providers import erasure_plan, propagation_status
+    from comms.suppression.services import Principal
+
+    email = contact.email or ""
+    fake_mailchimp.put_member(LIST_ID, email, "subscribed")
+    assert {p.provider: p.status for p in erasure_plan()}["mailchimp"] == "unsubscribe_queued"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        contact_erase(contact=contact, source="rights_request", principal=Principal(actor="staff"))
+
+    row = AudienceUnsubscribe.objects.get(contact=contact)
+    run_push_until_done(row.pk)
+    assert fake_mailchimp.status_of(LIST_ID, email) == "unsubscribed"  # never deleted permanently
+    pushes = propagation_status(contact_id=contact.pk)["mailchimp"]["unsubscribe_pushes"]
+    assert [(p["list_id"], p["status"]) for p in pushes] == [(LIST_ID, PropagationStatus.DONE)]
