@@ -136,5 +136,5 @@ def test_an_erasure_reaches_mailchimp_as_unsubscribed_and_the_export_shows_it(
     row = AudienceUnsubscribe.objects.get(contact=contact)
     run_push_until_done(row.pk)
     assert fake_mailchimp.status_of(LIST_ID, email) == "unsubscribed"  # never deleted permanently
-    pushes = propagation_status(contact_id=contact.pk)["mailchimp"]["unsubscribe_pushes"]
+    pushes: Any = propagation_status(contact_id=contact.pk)["mailchimp"]["unsubscribe_pushes"]
     assert [(p["list_id"], p["status"]) for p in pushes] == [(LIST_ID, PropagationStatus.DONE)]
