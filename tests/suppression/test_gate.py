@@ -5,131 +5,39 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from comms.contacts.models import Brand, Contact
-from comms.contacts.services import ContactInput, contact_update
+from comms.contacts.models import Contact
 from comms.suppression import services
-from comms.suppression.gate import check
 from comms.suppression.models import ConsentEvent, Purpose, Suppression
 from comms.suppression.services import Evidence, Principal
-
-STAFF = Principal(actor="staff", recorded_by="test")
-SELF = Principal(actor="self", recorded_by="test")
+from tests.suppression.ledger_helpers import (
+    SELF,
+    STAFF,
+    a_minor,
+    decide,
+    grant,
+    object_to,
+    suppress,
+    update,
+    withdraw,
+    years_ago,
+)
 
 MakeContact = Callable[..., Contact]
 MakePurpose = Callable[..., Purpose]
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def grant(
-    contact: Contact,
-    purpose: Purpose,
-    channel: str = "email",
-    *,
-    principal: Principal = STAFF,
-    source: str = "front_desk",
-    basis: str = "consent",
-    **extra: Any,
-) -> ConsentEvent:
-    return services.consent_grant(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        basis=basis,
-        source=source,
-        principal=principal,
-        **extra,
-    )
-
-
-def withdraw(
-    contact: Contact, purpose: Purpose | None, channel: str | None = "email", **extra: Any
-) -> ConsentEvent:
-    return services.consent_withdraw(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        source=extra.pop("source", "unsubscribe_link"),
-        principal=extra.pop("principal", SELF),
-        **extra,
-    )
-
-
-def object_to(contact: Contact, **extra: Any) -> ConsentEvent:
-    return services.objection_record(contact=contact, source="rights_request", principal=SELF, **extra)
 
 
 def restrict(contact: Contact) -> ConsentEvent:
     return services.restriction_set(contact=contact, source="rights_request", principal=STAFF)
 
 
-def suppress(
-    address: str, reason: str, *, channel: str = "email", brand: Brand | None = None
-) -> ConsentEvent:
-    event, suppression = services.suppression_add(
-        channel=channel, address=address, reason=reason, source="api", principal=STAFF, brand=brand
-    )
-    assert suppression is not None
-    return event
-
-
-def decide(
-    contact: Contact, purpose: Purpose, channel: str = "email", **extra: Any
-) -> tuple[bool, str, int | None]:
-    decision = check(contact=contact, channel=channel, purpose=purpose, **extra)
-    return (decision.allowed, decision.reason, decision.event_id)
-
-
-def update(contact: Contact, **fields: Any) -> Contact:
-    data = ContactInput()
-    for name, value in fields.items():
-        setattr(data, name, value)
-    return contact_update(contact=contact, data=data)
-
-
-def years_ago(years: int, *, plus_days: int = 0) -> dt.date:
-    today = timezone.localdate()
-    try:
-        born = today.replace(year=today.year - years)
-    except ValueError:  # 29 February
-        born = today.replace(year=today.year - years, day=28)
-    return born + dt.timedelta(days=plus_days)
-
-
-def a_minor() -> dt.date:
-    return years_ago(settings.DIGITAL_CONSENT_AGE - 3)
-
-
-@pytest.fixture
-def second_purpose(make_purpose: MakePurpose) -> Purpose:
-    return make_purpose("fit24-offers")
-
-
-@pytest.fixture
-def soft_purpose(make_purpose: MakePurpose) -> Purpose:
-    return make_purpose("member-dialogue", allows_soft_opt_in=True)
-
-
 @pytest.fixture
 def buyer(make_contact: MakeContact) -> Contact:
     return make_contact(purchase_at=timezone.now() - dt.timedelta(days=30))
-
-
-@pytest.fixture
-def guardian(make_contact: MakeContact) -> Contact:
-    return make_contact()
-
-
-@pytest.fixture
-def minor(make_contact: MakeContact, guardian: Contact) -> Contact:
-    return make_contact(birth_date=a_minor(), guardian_id=guardian.pk)
 
 
 def as_guardian(guardian: Contact) -> Principal:
@@ -141,14 +49,14 @@ def as_guardian(guardian: Contact) -> Principal:
 
 def test_it_denies_an_address_suppressed_for_the_channel_with_the_suppression_reason(contact, purpose, brand):
     grant(contact, purpose)
-    bounce = suppress(contact.email, "hard_bounce", brand=brand)
+    bounce, _ = suppress(contact.email, "hard_bounce", brand=brand)
 
     assert decide(contact, purpose) == (False, "suppressed:hard_bounce", bounce.pk)
 
 
 def test_it_denies_an_address_suppressed_for_all_marketing(contact, purpose, brand):
     grant(contact, purpose)
-    complaint = suppress(contact.email, "complaint", channel="all", brand=brand)
+    complaint, _ = suppress(contact.email, "complaint", channel="all", brand=brand)
 
     assert decide(contact, purpose) == (False, "suppressed:complaint", complaint.pk)
 
@@ -162,7 +70,7 @@ def test_a_suppression_of_one_channel_does_not_deny_the_other_channel(contact, p
 
 def test_a_suppression_for_every_brand_applies_to_this_brand(contact, purpose):
     grant(contact, purpose)
-    bounce = suppress(contact.email, "hard_bounce", brand=None)
+    bounce, _ = suppress(contact.email, "hard_bounce", brand=None)
 
     assert decide(contact, purpose) == (False, "suppressed:hard_bounce", bounce.pk)
 
@@ -183,14 +91,14 @@ def test_a_lifted_suppression_no_longer_counts(contact, purpose, brand):
 
 
 def test_a_suppression_denies_a_contact_who_never_consented(contact, purpose, brand):
-    bounce = suppress(contact.email, "blocked_recipient", brand=brand)
+    bounce, _ = suppress(contact.email, "blocked_recipient", brand=brand)
 
     assert decide(contact, purpose) == (False, "suppressed:blocked_recipient", bounce.pk)
 
 
 def test_a_suppression_of_an_explicit_address_applies_to_that_address_only(contact, purpose, brand):
     event = grant(contact, purpose)
-    bounce = suppress("old@example.no", "hard_bounce", brand=brand)
+    bounce, _ = suppress("old@example.no", "hard_bounce", brand=brand)
 
     assert decide(contact, purpose, address="old@example.no") == (False, "suppressed:hard_bounce", bounce.pk)
     assert decide(contact, purpose) == (True, "consent", event.pk)
@@ -593,7 +501,7 @@ def test_a_pending_regrant_does_not_undo_an_effective_consent(contact, purpose):
 
 def test_a_suppression_for_all_marketing_on_a_mobile_denies_sms(contact, purpose, brand):
     grant(contact, purpose, "sms")
-    stop = suppress(contact.mobile, "sms_stop", channel="all", brand=brand)
+    stop, _ = suppress(contact.mobile, "sms_stop", channel="all", brand=brand)
 
     assert decide(contact, purpose, "sms") == (False, "suppressed:sms_stop", stop.pk)
 
@@ -632,7 +540,7 @@ def test_channel_not_allowed_is_decided_before_a_suppression(contact, make_purpo
 
 def test_a_suppression_wins_over_an_objection(contact, purpose, brand):
     grant(contact, purpose)
-    bounce = suppress(contact.email, "hard_bounce", brand=brand)
+    bounce, _ = suppress(contact.email, "hard_bounce", brand=brand)
     object_to(contact)
 
     assert decide(contact, purpose) == (False, "suppressed:hard_bounce", bounce.pk)
@@ -740,7 +648,7 @@ def test_a_decision_as_of_a_time_before_a_channel_wide_withdrawal_ignores_its_su
 
 def test_a_decision_as_of_a_time_before_a_suppression_was_lifted_still_counts_it(contact, purpose, brand):
     event = grant(contact, purpose)
-    bounce = suppress(contact.email, "hard_bounce", brand=brand)
+    bounce, _ = suppress(contact.email, "hard_bounce", brand=brand)
     lift = services.suppression_lift(suppression=Suppression.objects.get(), source="admin", principal=STAFF)
 
     assert decide(contact, purpose, at=bounce.recorded_at) == (False, "suppressed:hard_bounce", bounce.pk)

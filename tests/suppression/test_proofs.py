@@ -90,7 +90,9 @@ def test_an_erased_address_can_be_reached_again_only_after_the_persons_own_confi
 
     erased = make_contact(email="kari@example.no")
     contact_erase(contact=erased, source="rights_request", principal=staff)
-    contacts_import(rows=[ContactInput(brand="fit24", kind="lead", external_id="again", email="kari@example.no")])
+    contacts_import(
+        rows=[ContactInput(brand="fit24", kind="lead", external_id="again", email="kari@example.no")]
+    )
     again = Contact.objects.get(external_id="again")
 
     by_staff = services.consent_grant(

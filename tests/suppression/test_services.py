@@ -6,137 +6,35 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
-from comms.contacts.models import Brand, Contact
-from comms.contacts.services import ContactInput, contact_erase, contact_update
+from comms.contacts.models import Contact
+from comms.contacts.services import contact_erase
 from comms.errors import Conflict, Forbidden, InvalidInput
 from comms.suppression import selectors, services
-from comms.suppression.gate import check
 from comms.suppression.models import ConsentEvent, Purpose, PurposeNotice, Suppression
 from comms.suppression.services import Evidence, Principal
-
-STAFF = Principal(actor="staff", recorded_by="test")
-SELF = Principal(actor="self", recorded_by="test")
-SYSTEM = Principal(actor="system", recorded_by="test-key")
+from tests.suppression.ledger_helpers import (
+    SELF,
+    STAFF,
+    SYSTEM,
+    confirm,
+    decide,
+    grant,
+    object_to,
+    suppress,
+    update,
+    withdraw,
+)
 
 MakeContact = Callable[..., Contact]
 MakePurpose = Callable[..., Purpose]
 
 
-# --- helpers --------------------------------------------------------------------------------
-
-
-def grant(
-    contact: Contact,
-    purpose: Purpose,
-    channel: str = "email",
-    *,
-    principal: Principal = STAFF,
-    source: str = "front_desk",
-    basis: str = "consent",
-    **extra: Any,
-) -> ConsentEvent:
-    return services.consent_grant(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        basis=basis,
-        source=source,
-        principal=principal,
-        **extra,
-    )
-
-
-def confirm(event: ConsentEvent, principal: Principal = SELF, **extra: Any) -> ConsentEvent:
-    return services.consent_confirm(
-        grant=event, source=extra.pop("source", "web_form"), principal=principal, **extra
-    )
-
-
-def withdraw(
-    contact: Contact, purpose: Purpose | None, channel: str | None = "email", **extra: Any
-) -> ConsentEvent:
-    return services.consent_withdraw(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        source=extra.pop("source", "unsubscribe_link"),
-        principal=extra.pop("principal", SELF),
-        **extra,
-    )
-
-
-def object_to(contact: Contact) -> ConsentEvent:
-    return services.objection_record(contact=contact, source="rights_request", principal=SELF)
-
-
-def suppress(
-    address: str,
-    reason: str,
-    *,
-    channel: str = "email",
-    brand: Brand | None = None,
-    principal: Principal = STAFF,
-    source: str = "api",
-    **extra: Any,
-) -> tuple[ConsentEvent, Suppression]:
-    event, suppression = services.suppression_add(
-        channel=channel,
-        address=address,
-        reason=reason,
-        source=source,
-        principal=principal,
-        brand=brand,
-        **extra,
-    )
-    assert suppression is not None
-    return event, suppression
-
-
-def decide(contact: Contact, purpose: Purpose, channel: str = "email") -> tuple[bool, str, int | None]:
-    decision = check(contact=contact, channel=channel, purpose=purpose)
-    return (decision.allowed, decision.reason, decision.event_id)
-
-
-def update(contact: Contact, **fields: Any) -> Contact:
-    data = ContactInput()
-    for name, value in fields.items():
-        setattr(data, name, value)
-    return contact_update(contact=contact, data=data)
-
-
-def a_minor() -> dt.date:
-    today = timezone.localdate()
-    return today.replace(year=today.year - (settings.DIGITAL_CONSENT_AGE - 3), day=min(today.day, 28))
-
-
 def reload(suppression: Suppression) -> Suppression:
     return Suppression.objects.get(pk=suppression.pk)
-
-
-@pytest.fixture
-def second_purpose(make_purpose: MakePurpose) -> Purpose:
-    return make_purpose("fit24-offers")
-
-
-@pytest.fixture
-def soft_purpose(make_purpose: MakePurpose) -> Purpose:
-    return make_purpose("member-dialogue", allows_soft_opt_in=True)
-
-
-@pytest.fixture
-def guardian(make_contact: MakeContact) -> Contact:
-    return make_contact()
-
-
-@pytest.fixture
-def minor(make_contact: MakeContact, guardian: Contact) -> Contact:
-    return make_contact(birth_date=a_minor(), guardian_id=guardian.pk)
 
 
 @contextmanager
