@@ -164,9 +164,8 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
         if window is not None:
             for delivery in group:
                 _defer(delivery, window, "quiet_hours", now)
-            Delivery.objects.bulk_update(group, ["status", "deferred_until", "reason", "decided_at"])
             outcome.deferred += len(group)
-            _save_decisions(changed)
+            _save_decisions([*changed, *group])
             return
 
     candidates: list[Delivery] = []
@@ -212,24 +211,24 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED, exc.message[:300]
                 delivery.attempts += 1
             outcome.failed += len(allowed)
-            results = {}
-        for delivery in allowed if results else []:
-            result = results[str(delivery.external_id)]
-            delivery.attempts += 1
-            if result.status == "accepted":
-                delivery.status, delivery.provider_id, delivery.sent_at = (
-                    DeliveryStatus.SENT,
-                    result.provider_id or "",
-                    decided_at,
-                )
-                outcome.sent += 1
-            else:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.last_error = f"rejected: {result.error_code or 'unknown'}"
-                outcome.failed += 1
-                if result.error_code == "blocked_recipient":
-                    address = delivery.contact.address_for(channel) or ""
-                    outcome.blocked_addresses.append((channel, address))
+        else:
+            for delivery in allowed:
+                result = results[str(delivery.external_id)]
+                delivery.attempts += 1
+                if result.status == "accepted":
+                    delivery.status, delivery.provider_id, delivery.sent_at = (
+                        DeliveryStatus.SENT,
+                        result.provider_id or "",
+                        decided_at,
+                    )
+                    outcome.sent += 1
+                else:
+                    delivery.status = DeliveryStatus.FAILED
+                    delivery.last_error = f"rejected: {result.error_code or 'unknown'}"
+                    outcome.failed += 1
+                    if result.error_code == "blocked_recipient":
+                        address = delivery.contact.address_for(channel) or ""
+                        outcome.blocked_addresses.append((channel, address))
     _save_decisions(changed)
 
 
