@@ -12,32 +12,15 @@ import json
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from comms.rights import services as rights_services
 from comms.web import selectors
-from comms.web.models import MemberMessageKind
-from comms.web.selectors import MemberLink
-from comms.web.services import _queue_message, _within_limit
+from comms.web.services import rights_link_request
 from comms.web.texts import text
 from comms.web.tokens import BadToken, ExpiredToken
 from comms.web.views import _lang, _link_context, _mask, _page, _problem, _protected, _resolve
-
-
-def rights_link_request(*, link: MemberLink, lang: str) -> None:
-    """Queue a rights link to the link's address (at most a few an hour per address)."""
-    if not _within_limit(f"web:rights:address:{link.address_key[:32]}", settings.LOST_LINK_LIMIT_PER_ADDRESS):
-        return
-    with transaction.atomic():
-        _queue_message(
-            kind=MemberMessageKind.RIGHTS,
-            contact=link.contact,
-            channel=link.channel,
-            key=link.address_key,
-            lang=lang,
-        )
 
 
 @_protected

@@ -41,7 +41,7 @@ PRINCIPAL = Principal(actor="self", recorded_by="member-pages")
 SWEEP_HORIZON = dt.timedelta(hours=48)
 
 
-def _lock_contact(contact: Contact) -> None:
+def lock_contact(contact: Contact) -> None:
     list(Contact.objects.select_for_update().filter(pk=contact.pk).values_list("pk", flat=True))
 
 
@@ -61,7 +61,7 @@ def member_unsubscribe(
     """Withdraw the link's purpose on its channel, every purpose on the channel, or object to
     all marketing. Records one ledger event, or none when the person has already left the scope."""
     with transaction.atomic():
-        _lock_contact(link.contact)
+        lock_contact(link.contact)
         if unsubscribe_already_done(link=link, scope=scope):
             return UnsubscribeOutcome(scope, None)
         if scope == Scope.ALL:
@@ -107,7 +107,7 @@ def preferences_save(
     for all of them. Rows that already match the tick record nothing."""
     outcome = PreferencesOutcome()
     with transaction.atomic():
-        _lock_contact(link.contact)
+        lock_contact(link.contact)
         grants: list[ConsentEvent] = []
         for row in preference_rows(link=link):
             want = row.purpose.pk in wanted
@@ -143,7 +143,7 @@ def preferences_save(
             grants.append(grant)
             outcome.requested.append(row.purpose)
         if grants:
-            _queue_message(
+            queue_member_message(
                 kind=MemberMessageKind.CONFIRM,
                 contact=link.contact,
                 channel=link.channel,
@@ -160,7 +160,7 @@ def consent_renew(*, link: MemberLink, purpose_id: int, evidence: Evidence, lang
     other; the old consent keeps working until then. Returns the purpose, or None when the row
     is not renewable (anymore)."""
     with transaction.atomic():
-        _lock_contact(link.contact)
+        lock_contact(link.contact)
         row = next((r for r in preference_rows(link=link) if r.purpose.pk == purpose_id), None)
         if row is None or not row.renewable or row.notice is None:
             return None
@@ -174,7 +174,7 @@ def consent_renew(*, link: MemberLink, purpose_id: int, evidence: Evidence, lang
             notice_version=row.notice.version,
             evidence=evidence,
         )
-        _queue_message(
+        queue_member_message(
             kind=MemberMessageKind.CONFIRM,
             contact=link.contact,
             channel=link.channel,
@@ -193,7 +193,7 @@ def consent_confirm_link(
     when the link was used already, or every grant was withdrawn since)."""
     with transaction.atomic():
         state = confirm_state(grant_ids=grant_ids)
-        _lock_contact(state.contact)
+        lock_contact(state.contact)
         state = confirm_state(grant_ids=grant_ids)  # again, under the lock
         confirmations = []
         for grant in state.open:
@@ -215,7 +215,7 @@ def consent_confirm_link(
 # --- service messages ---------------------------------------------------------------------------
 
 
-def _queue_message(
+def queue_member_message(
     *, kind: str, contact: Contact, channel: str, key: str, lang: str, grant_ids: list[int] | None = None
 ) -> MemberMessage:
     message = MemberMessage.objects.create(
@@ -254,7 +254,7 @@ class LostLinkResult(StrEnum):
     LIMITED = "limited"  # too many requests from this client
 
 
-def _within_limit(key: str, limit: tuple[int, int]) -> bool:
+def within_limit(key: str, limit: tuple[int, int]) -> bool:
     count, window = limit
     cache.add(key, 0, timeout=window)
     try:
@@ -270,7 +270,7 @@ def lost_link_request(*, raw: str, ip: str | None, lang: str) -> tuple[LostLinkR
     the result and the normalised address. Unknown addresses and addresses over their own limit
     get the same ACCEPTED as known ones, so the answer reveals nothing."""
     client = hashlib.sha256((ip or "unknown").encode()).hexdigest()[:32]
-    if not _within_limit(f"web:lost:ip:{client}", settings.LOST_LINK_LIMIT_PER_IP):
+    if not within_limit(f"web:lost:ip:{client}", settings.LOST_LINK_LIMIT_PER_IP):
         return LostLinkResult.LIMITED, ""
     raw = raw.strip()[:254]
     channel = "email" if "@" in raw else "sms"
@@ -279,10 +279,24 @@ def lost_link_request(*, raw: str, ip: str | None, lang: str) -> tuple[LostLinkR
     except InvalidInput:
         return LostLinkResult.INVALID, ""
     key = address_key(channel, address)
-    if not _within_limit(f"web:lost:address:{key[:32]}", settings.LOST_LINK_LIMIT_PER_ADDRESS):
+    if not within_limit(f"web:lost:address:{key[:32]}", settings.LOST_LINK_LIMIT_PER_ADDRESS):
         return LostLinkResult.ACCEPTED, address
     lookup = {"email": address} if channel == "email" else {"mobile": address}
     with transaction.atomic():
         for contact in Contact.objects.filter(erased_at__isnull=True, **lookup).order_by("pk"):
-            _queue_message(kind=MemberMessageKind.LINK, contact=contact, channel=channel, key=key, lang=lang)
+            queue_member_message(kind=MemberMessageKind.LINK, contact=contact, channel=channel, key=key, lang=lang)
     return LostLinkResult.ACCEPTED, address
+
+
+def rights_link_request(*, link: MemberLink, lang: str) -> None:
+    """Queue a rights link to the link's address (at most a few an hour per address)."""
+    if not within_limit(f"web:rights:address:{link.address_key[:32]}", settings.LOST_LINK_LIMIT_PER_ADDRESS):
+        return
+    with transaction.atomic():
+        queue_member_message(
+            kind=MemberMessageKind.RIGHTS,
+            contact=link.contact,
+            channel=link.channel,
+            key=link.address_key,
+            lang=lang,
+        )

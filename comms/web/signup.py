@@ -31,7 +31,7 @@ from comms.suppression.keys import address_key
 from comms.suppression.models import Basis, Purpose, PurposeNotice, Source
 from comms.suppression.services import Evidence, Principal
 from comms.web.models import MemberMessageKind
-from comms.web.services import _lock_contact, _queue_message, _within_limit
+from comms.web.services import lock_contact, queue_member_message, within_limit
 
 PRINCIPAL = Principal(actor="self", recorded_by="signup-form")
 FORM_SALT = "comms.web.signup-form"
@@ -107,7 +107,7 @@ def signup_request(
     """Sign ``raw_address`` up for ``purpose``: a pending grant (the notice version the form
     showed, the evidence) and a confirmation message, or nothing when the address is already
     subscribed, waiting, over its limit, or the request is a bot's. See the module docstring."""
-    if not _within_limit(f"web:signup:ip:{_client(evidence.ip)}", settings.SIGNUP_LIMIT_PER_IP):
+    if not within_limit(f"web:signup:ip:{_client(evidence.ip)}", settings.SIGNUP_LIMIT_PER_IP):
         return SignupResult.LIMITED
     if honeypot.strip():
         return SignupResult.ACCEPTED  # a bot: it learns nothing, nothing is written
@@ -123,7 +123,7 @@ def signup_request(
     except InvalidInput:
         return SignupResult.INVALID
     key = address_key(channel, address)
-    if not _within_limit(f"web:signup:address:{key[:32]}", settings.SIGNUP_LIMIT_PER_ADDRESS):
+    if not within_limit(f"web:signup:address:{key[:32]}", settings.SIGNUP_LIMIT_PER_ADDRESS):
         return SignupResult.ACCEPTED
     _signup_record(
         purpose=purpose,
@@ -164,7 +164,7 @@ def _signup_record(
                 mobile=address if channel == "sms" else None,
             )
             contact = contact_create(data=data)
-        _lock_contact(contact)
+        lock_contact(contact)
         if check(contact=contact, channel=channel, purpose=purpose, address=address).allowed:
             return  # already subscribed: the same answer, no message
         try:
@@ -181,7 +181,7 @@ def _signup_record(
                 )
         except DomainError:
             return  # e.g. a minor without their guardian: nothing to confirm, the same answer
-        _queue_message(
+        queue_member_message(
             kind=MemberMessageKind.CONFIRM,
             contact=contact,
             channel=channel,
