@@ -165,6 +165,8 @@ def make_brand(key: str, name: str, count: int, first_number: int) -> tuple[Any,
         )
         for i in range(count)
     ]
+    for row in rows:
+        row.refresh_address_keys()  # bulk_create skips save(), which keeps the keys
     Contact.objects.bulk_create(rows, batch_size=2000)
     ids = list(Contact.objects.filter(brand=brand).order_by("id").values_list("id", flat=True))
     return brand, purpose, ids

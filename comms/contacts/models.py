@@ -8,9 +8,12 @@ deliveries still point at an id.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
+
+from comms.contacts.keys import address_key
 
 
 class Brand(models.Model):
@@ -67,6 +70,10 @@ class Contact(models.Model):
     # Normalised: email lower-cased and trimmed, mobile in E.164.
     email = models.EmailField(max_length=254, null=True, blank=True)
     mobile = models.CharField(max_length=20, null=True, blank=True)
+    # Keyed hashes of the current addresses (``comms.contacts.keys``), kept by ``save()`` so the
+    # set-based gate can join the suppression list in SQL. Empty when there is no address.
+    email_key = models.CharField(max_length=64, blank=True, default="", editable=False)
+    mobile_key = models.CharField(max_length=64, blank=True, default="", editable=False)
     guardian = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="wards"
     )
@@ -91,6 +98,8 @@ class Contact(models.Model):
             models.Index(fields=["brand", "kind"], name="contact_brand_kind"),
             models.Index(fields=["email"], name="contact_email"),
             models.Index(fields=["mobile"], name="contact_mobile"),
+            models.Index(fields=["email_key"], name="contact_email_key"),
+            models.Index(fields=["mobile_key"], name="contact_mobile_key"),
         ]
 
     def __str__(self) -> str:
@@ -98,6 +107,24 @@ class Contact(models.Model):
             return f"Contact {self.pk} (erased)"
         name = f"{self.first_name} {self.last_name}".strip()
         return f"{name or 'Contact'} #{self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The keys are a pure function of the addresses: every write of an address refreshes
+        # them, whichever path (service, admin, webhook) makes it.
+        self.refresh_address_keys()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and ({"email", "mobile"} & set(update_fields)):
+            kwargs["update_fields"] = {*update_fields, "email_key", "mobile_key"}
+        super().save(*args, **kwargs)
+
+    def refresh_address_keys(self) -> None:
+        """Set ``email_key`` / ``mobile_key`` from the current addresses (call before a
+        ``bulk_create``, which skips ``save()``)."""
+        self.email_key = address_key("email", self.email) if self.email else ""
+        self.mobile_key = address_key("sms", self.mobile) if self.mobile else ""
+
+    def address_key_for(self, channel: str) -> str:
+        return self.email_key if channel == "email" else self.mobile_key
 
     def age_on(self, day: date) -> int | None:
         if self.birth_date is None:

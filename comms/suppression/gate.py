@@ -1,7 +1,8 @@
 """The gate: one function that decides whether one message may go to one address.
 
-Every send path calls ``check`` right before the hand-off to a provider, holding the sender's
-lock (``comms.suppression.locks.sender_lock``). Precedence, first match wins (DESIGN §3):
+Every send path calls ``check`` / ``check_many`` right before the hand-off to a provider,
+holding the sender's lock (``comms.suppression.locks.sender_lock``). Precedence, first match
+wins (DESIGN §3):
 
 1. the address is suppressed for this channel or all marketing      -> ``suppressed:<reason>``
 2. the contact objected to direct marketing (art. 21)               -> ``objection``
@@ -11,18 +12,27 @@ lock (``comms.suppression.locks.sender_lock``). Precedence, first match wins (DE
 6. consent allows; soft opt-in only with purpose, purchase, opt-out -> ``consent`` / ``soft_opt_in``
 7. a grant to a notice below the minimum, or older than the lifetime -> ``stale_notice`` / ``consent_expired``
 8. nothing                                                          -> ``no_consent``
+
+Live decisions (and decisions about a moment still to come) are one SQL statement over the
+candidates, the consent state (``comms/suppression/state.py``) and the suppressions: the
+same statement decides one message, a send batch and, counted by reason, a whole audience
+(``audience_counts``), with no Python object per contact. History (``at`` in the past) folds
+the events in Python (``decide_from_events``): the reference the state is verified against.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from comms.contacts.models import Contact, ContactKind
@@ -37,6 +47,7 @@ from comms.suppression.models import (
     Suppression,
     SuppressionChannel,
 )
+from comms.suppression.state import SCOPE_ACTIONS
 
 
 class Reason(StrEnum):
@@ -67,16 +78,6 @@ class Decision:
     @classmethod
     def deny(cls, reason: str, event_id: int | None = None) -> Decision:
         return cls(False, reason, event_id)
-
-
-_SCOPE_ACTIONS = (
-    Action.GRANT,
-    Action.CONFIRM,
-    Action.WITHDRAW,
-    Action.OBJECT,
-    Action.RESTRICT,
-    Action.LIFT_RESTRICTION,
-)
 
 
 @dataclass
@@ -113,6 +114,9 @@ def _fold(events: list[ConsentEvent]) -> _Scope:
     return scope
 
 
+ALLOWED_REASONS = frozenset({Reason.CONSENT, Reason.SOFT_OPT_IN, Reason.CONTRACT})
+
+
 def check(
     *,
     contact: Contact,
@@ -138,70 +142,255 @@ def check_many(
     addresses: Mapping[int, str] | None = None,
     at: datetime | None = None,
 ) -> dict[int, Decision]:
-    """The same rules as ``check`` for many contacts at once, in three queries: the form the
-    send path and campaign previews use. Returns a decision per contact id."""
+    """The same rules as ``check`` for many contacts at once, in one statement: the form the
+    send path uses for a batch. Returns a decision per contact id."""
     started = time.perf_counter()
-    decisions = _check_many(contacts=contacts, channel=channel, purpose=purpose, addresses=addresses, at=at)
-    if at is None:  # live decisions only; history queries are not gate traffic
-        gate_observed(channel, decisions.values(), time.perf_counter() - started)
-    return decisions
-
-
-def _check_many(
-    *,
-    contacts: Sequence[Contact],
-    channel: str,
-    purpose: Purpose,
-    addresses: Mapping[int, str] | None = None,
-    at: datetime | None = None,
-) -> dict[int, Decision]:
-    live = at is None
-    at = at or timezone.now()
+    now = timezone.now()
     decisions: dict[int, Decision] = {}
     keys: dict[int, str] = {}
     for contact in contacts:
         if not purpose.allows_channel(channel) or purpose.brand_id != contact.brand_id:
             decisions[contact.pk] = Decision.deny(Reason.CHANNEL_NOT_ALLOWED)
             continue
+        # The key of the address the message goes to, computed here from the address itself.
         address = (addresses or {}).get(contact.pk) or contact.address_for(channel)
         if not address:
             decisions[contact.pk] = Decision.deny(Reason.NO_ADDRESS)
             continue
         keys[contact.pk] = address_key(channel, address)
-    if not keys:
-        return decisions
+    if keys:
+        if at is None or at >= now:
+            decisions.update(_decide_keys(keys, channel=channel, purpose=purpose, at=at or now))
+        else:
+            decisions.update(_decide_history(contacts, keys, channel=channel, purpose=purpose, at=at))
+    if at is None:  # live decisions only; history queries are not gate traffic
+        gate_observed(channel, decisions.values(), time.perf_counter() - started)
+    return decisions
 
-    # Live decisions (no ``at``) read everything committed, whatever its timestamp: a withdrawal
-    # committed on a machine whose clock runs ahead must still count. ``at`` asks for history.
-    suppression_rows = Suppression.objects.filter(
+
+def audience_counts(
+    *, contacts: QuerySet[Contact], channel: str, purpose: Purpose, at: datetime | None = None
+) -> Counter[str]:
+    """The gate's decisions over a whole audience, counted by reason, in one SQL statement
+    (the candidates are ``contacts`` with their stored address keys). For now or a moment to
+    come; nothing is written."""
+    if not purpose.allows_channel(channel):
+        total = contacts.count()
+        return Counter({Reason.CHANNEL_NOT_ALLOWED.value: total} if total else {})
+    key_field = "email_key" if channel == "email" else "mobile_key"
+    values = contacts.order_by().values_list(
+        "id", "brand_id", key_field, "birth_date", "guardian_id", "kind", "purchase_at"
+    )
+    inner, inner_params = values.query.sql_with_params()
+    candidates = (
+        f"SELECT a.id, a.brand_id, a.{connection.ops.quote_name(key_field)} AS address_key,"
+        f" a.birth_date, a.guardian_id, a.kind, a.purchase_at FROM ({inner}) AS a"
+    )
+    sql, params = _decision_sql(
+        candidates, list(inner_params), channel=channel, purpose=purpose, at=at or timezone.now()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT reason, COUNT(*) FROM ({sql}) AS decided GROUP BY reason", params)
+        return Counter({reason: count for reason, count in cursor.fetchall()})
+
+
+def _decide_keys(
+    keys: Mapping[int, str], *, channel: str, purpose: Purpose, at: datetime
+) -> dict[int, Decision]:
+    ids, address_keys = list(keys), [keys[contact_id] for contact_id in keys]
+    if connection.vendor == "postgresql":
+        given = "SELECT * FROM unnest(%s::bigint[], %s::text[]) AS g(id, address_key)"
+        given_params: list[Any] = [ids, address_keys]
+        sup_filter: tuple[str, list[Any]] = ("s.address_key = ANY(%s::text[])", [address_keys])
+    else:
+        rows = ", ".join(["(%s, %s)"] * len(ids))
+        given = f"SELECT column1 AS id, column2 AS address_key FROM (VALUES {rows})"
+        given_params = [value for pair in zip(ids, address_keys, strict=True) for value in pair]
+        sup_filter = (f"s.address_key IN ({', '.join(['%s'] * len(ids))})", list(address_keys))
+    candidates = (
+        "SELECT c.id, c.brand_id, g.address_key, c.birth_date, c.guardian_id, c.kind, c.purchase_at"
+        f" FROM ({given}) AS g JOIN contacts_contact c ON c.id = g.id"
+    )
+    sql, params = _decision_sql(
+        candidates, given_params, channel=channel, purpose=purpose, at=at, suppression_filter=sup_filter
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _execute_prepared(cursor, sql, params)
+        else:
+            cursor.execute(sql, params)
+        return {
+            contact_id: Decision(reason in ALLOWED_REASONS, reason, event_id)
+            for contact_id, reason, event_id in cursor.fetchall()
+        }
+
+
+_PREPARED = "comms_gate_decide_v1"
+
+
+def _execute_prepared(cursor: Any, sql: str, params: list[Any]) -> None:
+    """Run the per-batch decision as a server-side prepared statement: planning the statement
+    costs more than running it for a few contacts (about 2 ms against 0.3 ms), so each
+    connection prepares it once (a prepared statement outlives transactions and rollbacks) and
+    then only executes it. Needs session-level connections (no transaction-pooling proxy)."""
+    raw = connection.connection
+    if not getattr(raw, "_comms_gate_prepared", False):
+        pieces = sql.split("%s")
+        numbered = "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+        cursor.execute(f"PREPARE {_PREPARED} AS {numbered.replace('%%', '%')}")
+        # A custom plan per call would plan again each time; the generic plan (index look-ups
+        # for a batch of candidates) is the right one for every batch. Only statements prepared
+        # by name use the plan cache, and this is the only one comms prepares.
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        raw._comms_gate_prepared = True
+    cursor.execute(f"EXECUTE {_PREPARED}({', '.join(['%s'] * len(params))})", params)
+
+
+def _minor_cutoff(day: date) -> date:
+    """Born after this day: younger than the age of digital consent on ``day``."""
+    years = settings.DIGITAL_CONSENT_AGE
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _decision_sql(
+    candidates: str,
+    candidate_params: list[Any],
+    *,
+    channel: str,
+    purpose: Purpose,
+    at: datetime,
+    suppression_filter: tuple[str, list[Any]] | None = None,
+) -> tuple[str, list[Any]]:
+    """The gate's rules as one SELECT of (id, reason, event_id) over ``candidates`` (a SELECT of
+    id, brand_id, address_key, birth_date, guardian_id, kind, purchase_at).
+
+    Rule 1 joins the earliest active suppression of the address. Rules 2–8 combine three
+    levels of consent state: the scope's own row (grants, confirmations, withdrawals of this
+    purpose), the channel's row (withdrawals from every purpose of the channel) and the
+    contact-wide row (objection, restriction, withdrawal from everything). A withdrawal or an
+    objection counts when it comes after the latest effective grant in the fold's order (the
+    ``*_order`` strings compare as (occurred_at, chain, seq)); a pending grant counts only
+    while no grant was ever effective. Every comparison with a rule left unset (no minimum
+    notice version, no lifetime) is NULL, so the rule does not fire.
+    """
+    pg = connection.vendor == "postgresql"
+
+    def typed(sql_type: str) -> str:
+        return f"%s::{sql_type}" if pg else "%s"
+
+    def instant(value: datetime | None) -> Any:
+        return value if pg or value is None else connection.ops.adapt_datetimefield_value(value)
+
+    greatest = "GREATEST" if pg else "MAX"
+    lifetime = purpose.consent_lifetime_days
+    expired_before = at - timedelta(days=lifetime) if lifetime is not None else None
+    sup_where, sup_params = suppression_filter or ("TRUE", [])
+    sql = f"""
+WITH cand AS ({candidates}),
+sup AS (
+    SELECT s.address_key, s.reason, s.source_event_id,
+           ROW_NUMBER() OVER (PARTITION BY s.address_key ORDER BY s.created_at, s.id) AS rn
+    FROM suppression_suppression s
+    WHERE s.lifted_at IS NULL AND s.channel IN (%s, 'all')
+      AND (s.brand_id IS NULL OR s.brand_id = %s) AND {sup_where}
+),
+x AS (
+    SELECT c.id, c.brand_id, c.address_key, c.birth_date, c.guardian_id, c.kind, c.purchase_at,
+           sp.reason AS sup_reason, sp.source_event_id AS sup_event_id,
+           st.positive_event_id, COALESCE(st.positive_order, '') AS pos, st.grant_event_id,
+           st.grant_basis, st.grant_actor, st.grant_actor_contact_id, st.grant_opt_out_offered,
+           st.grant_notice_version, st.grant_occurred_at, st.pending_event_id,
+           COALESCE(st.withdrawal_order, '') AS w_scope, st.withdrawal_event_id AS w_scope_id,
+           COALESCE(ch.withdrawal_order, '') AS w_channel, ch.withdrawal_event_id AS w_channel_id,
+           COALESCE(al.withdrawal_order, '') AS w_all, al.withdrawal_event_id AS w_all_id,
+           COALESCE(al.objection_order, '') AS obj, al.objection_event_id,
+           COALESCE(al.restricted, FALSE) AS restricted, al.restriction_event_id
+    FROM cand c
+    LEFT JOIN sup sp ON sp.address_key = c.address_key AND sp.rn = 1
+    LEFT JOIN suppression_consentstate st
+           ON st.contact_id = c.id AND st.channel = %s AND st.purpose_id = %s
+    LEFT JOIN suppression_consentstate ch
+           ON ch.contact_id = c.id AND ch.channel = %s AND ch.purpose_id IS NULL
+    LEFT JOIN suppression_consentstate al
+           ON al.contact_id = c.id AND al.channel = '' AND al.purpose_id IS NULL
+),
+y AS (SELECT x.*, {greatest}(w_scope, w_channel, w_all) AS wmax FROM x),
+d AS (
+    SELECT y.*, CASE
+        WHEN brand_id <> %s THEN 'channel_not_allowed'
+        WHEN address_key IS NULL OR address_key = '' THEN 'no_address'
+        WHEN sup_reason IS NOT NULL THEN 'suppressed:' || sup_reason
+        WHEN obj > pos THEN 'objection'
+        WHEN restricted THEN 'restricted'
+        WHEN wmax > pos THEN 'withdrawn'
+        WHEN positive_event_id IS NULL THEN
+            CASE WHEN pending_event_id IS NOT NULL THEN 'awaiting_confirmation' ELSE 'no_consent' END
+        WHEN birth_date IS NOT NULL AND birth_date > {typed("date")}
+             AND NOT COALESCE(grant_actor = 'guardian' AND guardian_id IS NOT NULL
+                              AND grant_actor_contact_id = guardian_id, FALSE)
+            THEN 'minor_without_guardian'
+        WHEN grant_basis = 'soft_opt_in'
+             AND NOT COALESCE({typed("boolean")} AND kind <> %s AND purchase_at IS NOT NULL
+                              AND grant_opt_out_offered, FALSE)
+            THEN 'soft_opt_in_not_applicable'
+        WHEN grant_basis = 'contract' AND {typed("boolean")} THEN 'basis_not_permitted'
+        WHEN COALESCE(grant_notice_version, 0) < {typed("integer")} THEN 'stale_notice'
+        WHEN grant_occurred_at < {typed("timestamptz")} THEN 'consent_expired'
+        ELSE grant_basis
+    END AS reason
+    FROM y
+)
+SELECT id, reason, CASE
+    WHEN reason LIKE 'suppressed:%%' THEN sup_event_id
+    WHEN reason = 'objection' THEN objection_event_id
+    WHEN reason = 'restricted' THEN restriction_event_id
+    WHEN reason = 'withdrawn' THEN
+        CASE WHEN wmax = w_scope THEN w_scope_id WHEN wmax = w_channel THEN w_channel_id ELSE w_all_id END
+    WHEN reason = 'awaiting_confirmation' THEN pending_event_id
+    WHEN reason IN ('consent', 'soft_opt_in', 'contract') THEN positive_event_id
+    WHEN reason IN ('minor_without_guardian', 'soft_opt_in_not_applicable', 'basis_not_permitted',
+                    'stale_notice', 'consent_expired') THEN grant_event_id
+END AS event_id
+FROM d
+"""
+    params: list[Any] = [
+        *candidate_params,
+        channel,
+        purpose.brand_id,
+        *sup_params,
+        channel,
+        purpose.pk,
+        channel,
+        purpose.brand_id,
+        _minor_cutoff(timezone.localdate(at)),
+        purpose.allows_soft_opt_in,
+        ContactKind.GUEST.value,
+        purpose.marketing,
+        purpose.min_notice_version,
+        instant(expired_before),
+    ]
+    return sql, params
+
+
+def _decide_history(
+    contacts: Sequence[Contact], keys: Mapping[int, str], *, channel: str, purpose: Purpose, at: datetime
+) -> dict[int, Decision]:
+    """The reference: fold the events recorded up to ``at`` (history questions)."""
+    suppressions: dict[str, Suppression] = {}
+    rows = Suppression.objects.filter(
         Q(brand__isnull=True) | Q(brand_id=purpose.brand_id),
+        Q(lifted_at__isnull=True) | Q(lifted_at__gt=at),
         address_key__in=set(keys.values()),
         channel__in=[channel, SuppressionChannel.ALL],
+        created_at__lte=at,
     )
-    if live:
-        suppression_rows = suppression_rows.filter(lifted_at__isnull=True)
-    else:
-        suppression_rows = suppression_rows.filter(
-            Q(lifted_at__isnull=True) | Q(lifted_at__gt=at), created_at__lte=at
-        )
-    suppressions: dict[str, Suppression] = {}
-    for suppression in suppression_rows.order_by("created_at", "id"):
+    for suppression in rows.order_by("created_at", "id"):
         suppressions.setdefault(suppression.address_key, suppression)
-
-    events: dict[int, list[ConsentEvent]] = {contact_id: [] for contact_id in keys}
-    event_rows = ConsentEvent.objects.filter(
-        Q(channel="") | Q(channel=channel),
-        Q(purpose__isnull=True) | Q(purpose=purpose),
-        contact_id__in=list(keys),
-        action__in=_SCOPE_ACTIONS,
-    )
-    if not live:
-        event_rows = event_rows.filter(recorded_at__lte=at)
-    for event in event_rows.select_related("confirms", "confirms__notice", "notice").order_by(
-        "occurred_at", "chain", "seq"
-    ):
-        events[event.contact_id].append(event)  # type: ignore[index]
-
+    events = events_for_fold(list(keys), channel=channel, purpose=purpose, recorded_until=at)
+    decisions: dict[int, Decision] = {}
     for contact in contacts:
         if contact.pk not in keys:
             continue
@@ -213,6 +402,26 @@ def _check_many(
         else:
             decisions[contact.pk] = decide_from_events(contact, purpose, events[contact.pk], at)
     return decisions
+
+
+def events_for_fold(
+    contact_ids: Sequence[int], *, channel: str, purpose: Purpose, recorded_until: datetime | None = None
+) -> dict[int, list[ConsentEvent]]:
+    """Each contact's events of one scope in the fold's order (occurred_at, chain, seq)."""
+    events: dict[int, list[ConsentEvent]] = {contact_id: [] for contact_id in contact_ids}
+    rows = ConsentEvent.objects.filter(
+        Q(channel="") | Q(channel=channel),
+        Q(purpose__isnull=True) | Q(purpose=purpose),
+        contact_id__in=list(contact_ids),
+        action__in=SCOPE_ACTIONS,
+    )
+    if recorded_until is not None:
+        rows = rows.filter(recorded_at__lte=recorded_until)
+    for event in rows.select_related("confirms", "confirms__notice", "notice").order_by(
+        "occurred_at", "chain", "seq"
+    ):
+        events[event.contact_id].append(event)  # type: ignore[index]
+    return events
 
 
 def decide_from_events(

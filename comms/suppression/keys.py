@@ -1,23 +1,8 @@
-"""The keyed address hash: what the ledger and the suppression list know an address by."""
+"""The keyed address hash (defined in ``comms.contacts.keys``, which contacts use to keep the
+keys of their current addresses); the ledger's modules import it from here."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from comms.contacts.keys import address_key, lock_id
 
-from django.conf import settings
-
-
-def address_key(channel: str, normalised_address: str) -> str:
-    """HMAC-SHA256 of a normalised address under the server's address secret (hex).
-
-    The channel kind is part of the message, so an email and a phone number can never collide.
-    """
-    kind = "email" if channel == "email" else "sms"
-    message = f"{kind}:{normalised_address}".encode()
-    return hmac.new(settings.ADDRESS_KEY_SECRET.encode(), message, hashlib.sha256).hexdigest()
-
-
-def lock_id(key: str) -> int:
-    """A signed 64-bit integer for PostgreSQL advisory locks, taken from the address key."""
-    return int.from_bytes(bytes.fromhex(key[:16]), "big", signed=True)
+__all__ = ["address_key", "lock_id"]

@@ -289,3 +289,89 @@ class ProofFile(models.Model):
     uploaded_by = models.CharField(max_length=100, blank=True)
     uploaded_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+
+class ConsentState(models.Model):
+    """The gate's read model of the ledger: what the events of one scope level say now.
+
+    One row per (contact, channel, purpose) the contact has scope events for, where an empty
+    channel and no purpose is the contact-wide level (objection, restriction, a withdrawal from
+    everything) and a channel without purpose the channel level (a withdrawal from every
+    purpose of the channel). Each column pair names the *latest* event of its kind by the
+    fold's order (``occurred_at``, ``chain``, ``seq``, written as ``*_order``, a fixed-width
+    string, so a backdated event that arrives late still lands in its place). The live gate
+    combines the three levels of a scope in SQL (``comms/suppression/gate.py``); the fold over
+    events is the reference and ``verify_ledger --state`` compares the two.
+
+    Written only by ``comms/suppression/state.py`` inside the transaction that appends the
+    event; a database trigger refuses deletes and any update that moves an order backwards.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, blank=True)
+    # The event columns are real foreign keys in the database; DO_NOTHING leaves a delete of an
+    # event to the ledger's own trigger, which refuses it before any key is checked.
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The latest grant or confirmation that made consent effective, and the grant it rests on
+    # (for a confirmation: the grant it confirms), with what the gate's rules read of it.
+    positive_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    positive_order = models.CharField(max_length=44, blank=True, default="")
+    grant_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    grant_basis = models.CharField(max_length=20, blank=True, default="")
+    grant_actor = models.CharField(max_length=10, blank=True, default="")
+    grant_actor_contact_id = models.BigIntegerField(null=True, blank=True)
+    grant_opt_out_offered = models.BooleanField(default=False)
+    grant_notice_version = models.PositiveIntegerField(null=True, blank=True)
+    grant_occurred_at = models.DateTimeField(null=True, blank=True)
+    # The latest grant that waits for double opt-in.
+    pending_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    pending_order = models.CharField(max_length=44, blank=True, default="")
+    withdrawal_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    withdrawal_order = models.CharField(max_length=44, blank=True, default="")
+    objection_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    objection_order = models.CharField(max_length=44, blank=True, default="")
+    # The latest restrict or lift_restriction; ``restricted`` says which it was.
+    restriction_event = models.ForeignKey(
+        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+    )
+    restriction_order = models.CharField(max_length=44, blank=True, default="")
+    restricted = models.BooleanField(default=False)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["contact_id", "channel", "purpose_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "channel", "purpose"],
+                condition=Q(purpose__isnull=False),
+                name="state_unique_scope",
+            ),
+            models.UniqueConstraint(
+                fields=["contact", "channel"],
+                condition=Q(purpose__isnull=True),
+                name="state_unique_level",
+            ),
+        ]
+        indexes = [models.Index(fields=["purpose", "channel"], name="state_purpose_channel")]
+
+    def __str__(self) -> str:
+        return f"state {self.contact_id} {self.channel or 'all'}/{self.purpose_id or 'all'}"
+
+
+class ConsentImportKey(models.Model):
+    """The external key of an imported ledger event, so a re-run of the same import adds
+    nothing. Append-only like the events it points at."""
+
+    key = models.CharField(max_length=200, unique=True)
+    event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()

@@ -8,8 +8,8 @@ appends its hash-chained event and returns what it wrote.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ from comms.suppression.models import (
     Channel,
     ConsentEvent,
     ConsentEvidence,
+    ConsentImportKey,
+    ConsentState,
     LedgerCheckpoint,
     ProofFile,
     Purpose,
@@ -45,6 +47,7 @@ from comms.suppression.models import (
     SuppressionChannel,
     SuppressionReason,
 )
+from comms.suppression.state import advance, scope_blocked, state_apply, state_levels
 
 # Grants from these sources always wait for double opt-in (the address is not yet proven).
 DOUBLE_OPT_IN_SOURCES = frozenset({Source.WEB_FORM, Source.PREFERENCE_CENTRE, Source.SMS_KEYWORD})
@@ -106,76 +109,111 @@ def _locked_head(chain_number: int) -> ChainHead:
     return ChainHead.objects.select_for_update().get(chain=chain_number)
 
 
-def _append(
-    *,
-    action: str,
-    source: str,
-    principal: Principal,
-    contact: Contact | None = None,
-    brand: Brand | None = None,
-    key: str = "",
-    channel: str = "",
-    purpose: Purpose | None = None,
-    basis: str = "",
-    notice: PurposeNotice | None = None,
-    confirms: ConsentEvent | None = None,
-    pending_confirmation: bool = False,
-    opt_out_offered: bool = False,
-    reason: str = "",
-    occurred_at: datetime | None = None,
-    evidence: Evidence | None = None,
-) -> ConsentEvent:
-    """Append one event to its chain. The chain head's row lock serialises appends."""
+@dataclass
+class NewEvent:
+    """One event to append: what the caller knows; the chain fields are filled in here."""
+
+    action: str
+    source: str
+    principal: Principal
+    contact: Contact | None = None
+    brand: Brand | None = None
+    key: str = ""
+    channel: str = ""
+    purpose: Purpose | None = None
+    basis: str = ""
+    notice: PurposeNotice | None = None
+    confirms: ConsentEvent | None = None
+    pending_confirmation: bool = False
+    opt_out_offered: bool = False
+    reason: str = ""
+    occurred_at: datetime | None = None
+    evidence: Evidence | None = None
+
+
+def _append(**fields: Any) -> ConsentEvent:
+    """Append one event to its chain (see ``_append_many``)."""
+    return _append_many([NewEvent(**fields)])[0]
+
+
+def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
+    """Append events, in the order given, to their contacts' chains in one go: the heads of the
+    chains involved are row-locked (in chain order, so two bulk appends cannot deadlock), the
+    events hash-chained in memory and inserted together with their evidence, the heads moved,
+    and the consent state brought in line, all in the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger appends must run inside a transaction")
     now = timezone.now()
-    occurred = occurred_at or now
-    if occurred > now + CLOCK_SKEW:
-        raise InvalidInput("occurred_at", "lies in the future")
-    head = _locked_head(_chain_for(contact.pk if contact else None))
-    evidence = evidence if evidence is not None and not evidence.is_empty() else None
-    event = ConsentEvent(
-        chain=head.chain,
-        seq=head.seq + 1,
-        contact=contact,
-        brand=brand or (contact.brand if contact else None),
-        address_key=key,
-        channel=channel,
-        purpose=purpose,
-        action=action,
-        basis=basis,
-        source=source,
-        actor=principal.actor,
-        actor_user=principal.user,
-        actor_contact=principal.guardian,
-        recorded_by=principal.recorded_by[:100],
-        notice=notice,
-        confirms=confirms,
-        pending_confirmation=pending_confirmation,
-        opt_out_offered=opt_out_offered,
-        reason=reason,
-        occurred_at=occurred,
-        recorded_at=now,
-        evidence_hash=(
-            chain.evidence_hash(
-                ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
-            )
-            if evidence
-            else ""
-        ),
-        prev_hash=head.hash,
-    )
-    event.hash = chain.event_hash(event)
-    event.save(force_insert=True)
-    if evidence:
-        ConsentEvidence.objects.create(
-            event=event, ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+    for new in new_events:
+        if (new.occurred_at or now) > now + CLOCK_SKEW:
+            raise InvalidInput("occurred_at", "lies in the future")
+    chain_numbers = sorted({_chain_for(new.contact.pk if new.contact else None) for new in new_events})
+    heads = {number: _locked_head(number) for number in chain_numbers}
+    events: list[ConsentEvent] = []
+    evidence_rows: list[tuple[ConsentEvent, Evidence]] = []
+    for new in new_events:
+        head = heads[_chain_for(new.contact.pk if new.contact else None)]
+        evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
+        event = ConsentEvent(
+            chain=head.chain,
+            seq=head.seq + 1,
+            contact=new.contact,
+            brand=new.brand or (new.contact.brand if new.contact else None),
+            address_key=new.key,
+            channel=new.channel,
+            purpose=new.purpose,
+            action=new.action,
+            basis=new.basis,
+            source=new.source,
+            actor=new.principal.actor,
+            actor_user=new.principal.user,
+            actor_contact=new.principal.guardian,
+            recorded_by=new.principal.recorded_by[:100],
+            notice=new.notice,
+            confirms=new.confirms,
+            pending_confirmation=new.pending_confirmation,
+            opt_out_offered=new.opt_out_offered,
+            reason=new.reason,
+            occurred_at=new.occurred_at or now,
+            recorded_at=now,
+            evidence_hash=(
+                chain.evidence_hash(
+                    ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+                )
+                if evidence
+                else ""
+            ),
+            prev_hash=head.hash,
         )
-    head.seq, head.hash = event.seq, event.hash
-    head.save(update_fields=["seq", "hash", "updated_at"])
-    for listener in _listeners:
-        listener(event)
-    return event
+        event.hash = chain.event_hash(event)
+        head.seq, head.hash = event.seq, event.hash
+        events.append(event)
+        if evidence:
+            evidence_rows.append((event, evidence))
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+    else:
+        ConsentEvent.objects.bulk_create(events, batch_size=1000)
+    if evidence_rows:
+        ConsentEvidence.objects.bulk_create(
+            [
+                ConsentEvidence(
+                    event=event,
+                    ip=evidence.ip,
+                    user_agent=evidence.user_agent,
+                    proof_sha256=evidence.proof_sha256,
+                )
+                for event, evidence in evidence_rows
+            ],
+            batch_size=1000,
+        )
+    for head in heads.values():
+        head.save(update_fields=["seq", "hash", "updated_at"])
+    state_apply(events)
+    for event in events:
+        for listener in _listeners:
+            listener(event)
+    return events
 
 
 def ledger_checkpoint() -> LedgerCheckpoint:
@@ -236,29 +274,24 @@ def _is_minor(contact: Contact, at: datetime) -> bool:
 
 def _person_blocked(contact: Contact, channel: str, purpose: Purpose, key: str) -> bool:
     """Did the person withdraw or object in this scope (or suppress the address) without a
-    confirmed consent since? Then a new grant must wait for their double opt-in."""
-    if Suppression.objects.filter(
-        Q(brand__isnull=True) | Q(brand=contact.brand_id),
-        address_key=key,
-        channel__in=[channel, SuppressionChannel.ALL],
-        reason__in=PERSON_CAUSED_REASONS,
-        lifted_at__isnull=True,
-    ).exists():
+    grant made effective since, in the fold's order? Then a new grant must wait for their
+    double opt-in."""
+    if _person_suppressed(brand_id=contact.brand_id, channel=channel, keys=[key]):
         return True
-    scoped = ConsentEvent.objects.filter(
-        Q(channel="") | Q(channel=channel),
-        Q(purpose__isnull=True) | Q(purpose=purpose),
-        contact=contact,
+    return scope_blocked(state_levels([contact.pk]), contact.pk, channel, purpose.pk)
+
+
+def _person_suppressed(*, brand_id: int, channel: str, keys: Iterable[str]) -> set[str]:
+    """The keys among ``keys`` with an active suppression the person caused in this scope."""
+    return set(
+        Suppression.objects.filter(
+            Q(brand__isnull=True) | Q(brand=brand_id),
+            address_key__in=list(keys),
+            channel__in=[channel, SuppressionChannel.ALL],
+            reason__in=PERSON_CAUSED_REASONS,
+            lifted_at__isnull=True,
+        ).values_list("address_key", flat=True)
     )
-    last_negative = (
-        scoped.filter(action__in=[Action.WITHDRAW, Action.OBJECT]).order_by("-occurred_at", "-seq").first()
-    )
-    if last_negative is None:
-        return False
-    return not scoped.filter(
-        Q(action=Action.CONFIRM) | Q(action=Action.GRANT, pending_confirmation=False),
-        occurred_at__gt=last_negative.occurred_at,
-    ).exists()
 
 
 def _suppress(
@@ -381,7 +414,7 @@ def purpose_notice_publish(*, purpose: Purpose, text: str, created_by: User | No
 # --- consent --------------------------------------------------------------------------------
 
 
-def consent_grant(
+def _grant_validate(
     *,
     contact: Contact,
     channel: str,
@@ -389,14 +422,12 @@ def consent_grant(
     basis: str,
     source: str,
     principal: Principal,
-    notice_version: int | None = None,
-    opt_out_offered: bool = False,
-    occurred_at: datetime | None = None,
-    evidence: Evidence | None = None,
-    require_confirmation: bool = False,
-) -> ConsentEvent:
-    """Record a grant. It waits for double opt-in when it comes from an unproven source, when
-    asked to, or when the person withdrew or objected in this scope before."""
+    notice_version: int | None,
+    occurred_at: datetime | None,
+    notices: dict[tuple[int, int | None], PurposeNotice | None] | None = None,
+) -> tuple[PurposeNotice, str]:
+    """Every rule a grant must meet before it is appended (one grant or an import row); returns
+    the notice it points at and the address key. ``notices`` caches notice look-ups."""
     _check_live(contact)
     _check_source(source)
     if channel not in Channel.values:
@@ -422,17 +453,48 @@ def consent_grant(
         raise InvalidInput(
             "channel", f"the contact has no {'email address' if channel == 'email' else 'mobile'}"
         )
-    notices = purpose.notices.all()
-    notice = (
-        notices.filter(version=notice_version).first()
-        if notice_version is not None
-        else notices.order_by("-version").first()
-    )
+    cache = notices if notices is not None else {}
+    if (purpose.pk, notice_version) not in cache:
+        found = purpose.notices.all()
+        cache[(purpose.pk, notice_version)] = (
+            found.filter(version=notice_version).first()
+            if notice_version is not None
+            else found.order_by("-version").first()
+        )
+    notice = cache[(purpose.pk, notice_version)]
     if notice is None:
         raise InvalidInput(
             "notice_version", f"purpose {purpose.key!r} has no notice version {notice_version}"
         )
-    key = address_key(channel, address)
+    return notice, address_key(channel, address)
+
+
+def consent_grant(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: Purpose,
+    basis: str,
+    source: str,
+    principal: Principal,
+    notice_version: int | None = None,
+    opt_out_offered: bool = False,
+    occurred_at: datetime | None = None,
+    evidence: Evidence | None = None,
+    require_confirmation: bool = False,
+) -> ConsentEvent:
+    """Record a grant. It waits for double opt-in when it comes from an unproven source, when
+    asked to, or when the person withdrew or objected in this scope before."""
+    notice, key = _grant_validate(
+        contact=contact,
+        channel=channel,
+        purpose=purpose,
+        basis=basis,
+        source=source,
+        principal=principal,
+        notice_version=notice_version,
+        occurred_at=occurred_at,
+    )
     with transaction.atomic():
         pending = (
             require_confirmation
@@ -786,14 +848,270 @@ def rectification_record(
     return events
 
 
+# --- bulk import of consents ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentImportRow:
+    """One row of a consent import: a grant (or a withdrawal) recorded elsewhere, keyed by the
+    source system's own id for the fact (``external_key``) so a re-run adds nothing."""
+
+    external_key: str
+    channel: str
+    purpose: str
+    occurred_at: datetime | None
+    contact_id: int | None = None
+    brand: str = ""
+    contact_external_id: str = ""
+    action: str = Action.GRANT
+    basis: str = Basis.CONSENT
+    source: str = Source.IMPORT
+    notice_version: int | None = None
+    opt_out_offered: bool = False
+    evidence: Evidence | None = None
+
+
+@dataclass(frozen=True)
+class ConsentImportError:
+    index: int
+    external_key: str
+    field: str
+    message: str
+
+
+@dataclass
+class ConsentImportResult:
+    created: int = 0
+    unchanged: int = 0
+    errors: list[ConsentImportError] = field(default_factory=list)
+    event_ids: list[int] = field(default_factory=list)
+
+
+IMPORT_ACTIONS = (Action.GRANT, Action.WITHDRAW)
+IMPORT_CHUNK = 1000
+
+
+def consents_import(
+    *, rows: Sequence[ConsentImportRow], principal: Principal, start_index: int = 0
+) -> ConsentImportResult:
+    """Append many consents in one transaction per chunk of ``IMPORT_CHUNK`` rows, under the
+    chain heads' locks, hash-chained as single appends are. Each row is checked as
+    ``consent_grant`` / ``consent_withdraw`` check theirs; a bad row is reported (index, field)
+    and writes nothing, the good rows are kept. A row whose ``external_key`` is already in the
+    ledger is left alone (``unchanged``), so a re-run of the same file adds nothing. A grant
+    after the person withdrew or objected waits for their double opt-in, exactly as one grant
+    would; withdrawals take the address lock that orders them against senders."""
+    result = ConsentImportResult()
+    for offset in range(0, len(rows), IMPORT_CHUNK):
+        chunk = rows[offset : offset + IMPORT_CHUNK]
+        with transaction.atomic():
+            _import_chunk(chunk, start_index + offset, principal, result)
+    return result
+
+
+def _import_contacts(
+    chunk: Sequence[ConsentImportRow],
+) -> tuple[dict[int, Contact], dict[tuple[str, str], Contact]]:
+    ids = {row.contact_id for row in chunk if row.contact_id is not None}
+    by_id = {c.pk: c for c in Contact.objects.select_related("brand").filter(pk__in=ids)}
+    external = {(row.brand, row.contact_external_id) for row in chunk if row.contact_id is None}
+    by_external: dict[tuple[str, str], Contact] = {}
+    if external:
+        query = Q()
+        for brand_key, external_id in external:
+            query |= Q(brand__key=brand_key, external_id=external_id)
+        for contact in Contact.objects.select_related("brand").filter(query):
+            assert contact.external_id is not None
+            by_external[(contact.brand.key, contact.external_id)] = contact
+    return by_id, by_external
+
+
+def _import_chunk(
+    chunk: Sequence[ConsentImportRow], first_index: int, principal: Principal, result: ConsentImportResult
+) -> None:
+    known = set(
+        ConsentImportKey.objects.filter(key__in=[row.external_key for row in chunk]).values_list(
+            "key", flat=True
+        )
+    )
+    by_id, by_external = _import_contacts(chunk)
+    purposes: dict[tuple[int, str], Purpose | None] = {}
+    notices: dict[tuple[int, int | None], PurposeNotice | None] = {}
+    prepared: list[tuple[int, ConsentImportRow, Contact, Purpose | None, PurposeNotice | None, str]] = []
+    seen_keys: set[str] = set()
+    for position, row in enumerate(chunk):
+        index = first_index + position
+        try:
+            if not row.external_key or len(row.external_key) > 200:
+                raise InvalidInput("external_key", "is required (at most 200 characters)")
+            if row.external_key in known:
+                result.unchanged += 1
+                continue
+            if row.external_key in seen_keys:
+                raise InvalidInput("external_key", "appears twice in this import")
+            if row.action not in IMPORT_ACTIONS:
+                raise InvalidInput("action", "must be grant or withdraw")
+            if row.occurred_at is None:
+                raise InvalidInput("occurred_at", "is required: when the person gave or withdrew consent")
+            if row.contact_id is not None:
+                contact = by_id.get(row.contact_id)
+                if contact is None:
+                    raise InvalidInput("contact_id", f"unknown contact {row.contact_id}")
+            else:
+                if not row.brand or not row.contact_external_id:
+                    raise InvalidInput(
+                        "contact_id", "name the contact by contact_id or brand + contact_external_id"
+                    )
+                found = by_external.get((row.brand, row.contact_external_id))
+                if found is None:
+                    raise InvalidInput(
+                        "contact_external_id",
+                        f"no contact {row.contact_external_id!r} in brand {row.brand!r}",
+                    )
+                contact = found
+            purpose: Purpose | None = None
+            if row.purpose:
+                if (contact.brand_id, row.purpose) not in purposes:
+                    purposes[(contact.brand_id, row.purpose)] = Purpose.objects.filter(
+                        brand_id=contact.brand_id, key=row.purpose
+                    ).first()
+                purpose = purposes[(contact.brand_id, row.purpose)]
+                if purpose is None:
+                    raise InvalidInput("purpose", f"unknown purpose {row.purpose!r} for the contact's brand")
+            if row.action == Action.GRANT:
+                if purpose is None:
+                    raise InvalidInput("purpose", "a grant names its purpose")
+                notice, key = _grant_validate(
+                    contact=contact,
+                    channel=row.channel,
+                    purpose=purpose,
+                    basis=row.basis,
+                    source=row.source,
+                    principal=principal,
+                    notice_version=row.notice_version,
+                    occurred_at=row.occurred_at,
+                    notices=notices,
+                )
+            else:
+                _check_source(row.source)
+                _check_live(contact)
+                if row.channel not in Channel.values:
+                    raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
+                notice, key = None, _contact_keys(contact, [row.channel]).get(row.channel, "")
+            if row.occurred_at > timezone.now() + CLOCK_SKEW:
+                raise InvalidInput("occurred_at", "lies in the future")
+        except (InvalidInput, Conflict) as exc:
+            field_name = exc.field if isinstance(exc, InvalidInput) else "contact_id"
+            result.errors.append(ConsentImportError(index, row.external_key, field_name or "", exc.message))
+            continue
+        seen_keys.add(row.external_key)
+        prepared.append((index, row, contact, purpose, notice, key))
+    if not prepared:
+        return
+
+    # Withdrawals are ordered against senders by the exclusive address lock, as one would be.
+    withdrawal_lock(key for _, row, _, _, _, key in prepared if row.action == Action.WITHDRAW)
+    # Whether a grant must wait for double opt-in depends on what came before it, this chunk's
+    # earlier rows included: a copy of the state is advanced row by row, as appends would.
+    levels = state_levels({contact.pk for _, _, contact, _, _, _ in prepared})
+    suppressed: set[tuple[str, str]] = set()
+    for brand_id, channel in {(c.brand_id, r.channel) for _, r, c, _, _, _ in prepared}:
+        keys = [k for _, r, c, _, _, k in prepared if c.brand_id == brand_id and r.channel == channel]
+        suppressed |= {
+            (channel, k) for k in _person_suppressed(brand_id=brand_id, channel=channel, keys=keys)
+        }
+    specs: list[NewEvent] = []
+    for _, row, contact, purpose, notice, key in prepared:
+        if row.action == Action.GRANT:
+            assert purpose is not None
+            pending = (
+                row.source in DOUBLE_OPT_IN_SOURCES
+                or (row.channel, key) in suppressed
+                or scope_blocked(levels, contact.pk, row.channel, purpose.pk)
+            )
+            spec = NewEvent(
+                action=Action.GRANT,
+                source=row.source,
+                principal=principal,
+                contact=contact,
+                key=key,
+                channel=row.channel,
+                purpose=purpose,
+                basis=row.basis,
+                notice=notice,
+                pending_confirmation=pending,
+                opt_out_offered=row.opt_out_offered,
+                occurred_at=row.occurred_at,
+                evidence=row.evidence,
+            )
+        else:
+            spec = NewEvent(
+                action=Action.WITHDRAW,
+                source=row.source,
+                principal=principal,
+                contact=contact,
+                key=key,
+                channel=row.channel,
+                purpose=purpose,
+                occurred_at=row.occurred_at,
+                evidence=row.evidence,
+            )
+            if purpose is None and key:
+                suppressed.add((row.channel, key))
+        specs.append(spec)
+        _advance_copy(levels, spec)
+    events = _append_many(specs)
+    for (_, row, contact, purpose, _, key), event in zip(prepared, events, strict=True):
+        if row.action == Action.WITHDRAW and purpose is None and key:
+            _suppress(
+                key=key,
+                channel=row.channel,
+                brand=contact.brand,
+                reason=SuppressionReason.WITHDRAWN,
+                event=event,
+            )
+    now = timezone.now()
+    ConsentImportKey.objects.bulk_create(
+        [
+            ConsentImportKey(key=row.external_key, event=event, created_at=now)
+            for (_, row, _, _, _, _), event in zip(prepared, events, strict=True)
+        ],
+        batch_size=1000,
+    )
+    result.created += len(events)
+    result.event_ids.extend(event.pk for event in events)
+
+
+def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
+    """Advance the in-memory copy of the state by an event about to be appended (its order is
+    taken as now, after everything stored: what matters is whether a grant is blocked)."""
+    assert spec.contact is not None
+    level = (spec.contact.pk, spec.channel, spec.purpose.pk if spec.purpose else None)
+    row = levels.get(level)
+    if row is None:
+        row = levels[level] = ConsentState(contact_id=level[0], channel=level[1], purpose_id=level[2])
+    probe = ConsentEvent(
+        action=spec.action,
+        pending_confirmation=spec.pending_confirmation,
+        occurred_at=spec.occurred_at or timezone.now(),
+        chain=_chain_for(spec.contact.pk),
+        seq=2**62,
+        basis=spec.basis,
+        actor=spec.principal.actor,
+        notice=spec.notice,
+        opt_out_offered=spec.opt_out_offered,
+    )
+    advance(row, probe)
+
+
 def evidence_redact(*, events: Iterable[int], fields: Iterable[str] = ("ip", "user_agent")) -> int:
     """Drop personal data from evidence rows (retention, erasure). The chain is untouched."""
     allowed = {"ip", "user_agent", "proof_sha256"}
     changes: dict[str, Any] = {}
-    for field in fields:
-        if field not in allowed:
-            raise InvalidInput("fields", f"unknown evidence field {field!r}")
-        changes[field] = None if field == "ip" else ""
+    for name in fields:
+        if name not in allowed:
+            raise InvalidInput("fields", f"unknown evidence field {name!r}")
+        changes[name] = None if name == "ip" else ""
     return ConsentEvidence.objects.filter(event_id__in=list(events)).update(
         redacted_at=timezone.now(), **changes
     )
