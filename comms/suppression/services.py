@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
 from comms.errors import Conflict, Forbidden, InvalidInput
-from comms.suppression import chain
+from comms.suppression import bulk, chain
 from comms.suppression.keys import address_key
 from comms.suppression.locks import withdrawal_lock
 from comms.suppression.models import (
@@ -37,7 +38,6 @@ from comms.suppression.models import (
     ConsentEvent,
     ConsentEvidence,
     ConsentImportKey,
-    ConsentState,
     LedgerCheckpoint,
     ProofFile,
     Purpose,
@@ -47,7 +47,7 @@ from comms.suppression.models import (
     SuppressionChannel,
     SuppressionReason,
 )
-from comms.suppression.state import advance, scope_blocked, state_apply, state_levels
+from comms.suppression.state import STATE_FIELDS, advance, scope_blocked, state_apply, state_levels
 
 # Grants from these sources always wait for double opt-in (the address is not yet proven).
 DOUBLE_OPT_IN_SOURCES = frozenset({Source.WEB_FORM, Source.PREFERENCE_CENTRE, Source.SMS_KEYWORD})
@@ -193,9 +193,9 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
     if len(events) == 1:
         events[0].save(force_insert=True)
     else:
-        ConsentEvent.objects.bulk_create(events, batch_size=1000)
+        bulk.insert_rows(events)
     if evidence_rows:
-        ConsentEvidence.objects.bulk_create(
+        bulk.insert_rows(
             [
                 ConsentEvidence(
                     event=event,
@@ -204,8 +204,7 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
                     proof_sha256=evidence.proof_sha256,
                 )
                 for event, evidence in evidence_rows
-            ],
-            batch_size=1000,
+            ]
         )
     for head in heads.values():
         head.save(update_fields=["seq", "hash", "updated_at"])
@@ -1071,12 +1070,11 @@ def _import_chunk(
                 event=event,
             )
     now = timezone.now()
-    ConsentImportKey.objects.bulk_create(
+    bulk.insert_rows(
         [
             ConsentImportKey(key=row.external_key, event=event, created_at=now)
             for (_, row, _, _, _, _), event in zip(prepared, events, strict=True)
-        ],
-        batch_size=1000,
+        ]
     )
     result.created += len(events)
     result.event_ids.extend(event.pk for event in events)
@@ -1084,13 +1082,16 @@ def _import_chunk(
 
 def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
     """Advance the in-memory copy of the state by an event about to be appended (its order is
-    taken as now, after everything stored: what matters is whether a grant is blocked)."""
+    taken as after everything stored: what matters is whether a later grant is blocked)."""
     assert spec.contact is not None
     level = (spec.contact.pk, spec.channel, spec.purpose.pk if spec.purpose else None)
     row = levels.get(level)
     if row is None:
-        row = levels[level] = ConsentState(contact_id=level[0], channel=level[1], purpose_id=level[2])
-    probe = ConsentEvent(
+        fields: dict[str, Any] = dict.fromkeys(STATE_FIELDS)
+        fields.update({name: "" for name in STATE_FIELDS if name.endswith("_order")})
+        row = levels[level] = SimpleNamespace(**fields)
+    probe = SimpleNamespace(
+        pk=None,
         action=spec.action,
         pending_confirmation=spec.pending_confirmation,
         occurred_at=spec.occurred_at or timezone.now(),
@@ -1098,8 +1099,10 @@ def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
         seq=2**62,
         basis=spec.basis,
         actor=spec.principal.actor,
+        actor_contact_id=None,
         notice=spec.notice,
         opt_out_offered=spec.opt_out_offered,
+        confirms=None,
     )
     advance(row, probe)
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from comms.contacts.keys import address_key
 from comms.contacts.models import Contact
+from comms.suppression import bulk
 from comms.suppression.models import Action, ConsentEvent, ConsentState
 
 # The events the gate's fold reads (DESIGN §3 rules 2–8).
@@ -175,12 +176,14 @@ def state_apply(events: Sequence[ConsentEvent]) -> None:
             found = rows[level] = created[level] = _blank(ConsentState, level, now)
         if advance(found, event) and level not in created:
             changed[level] = found
-    if created:
-        ConsentState.objects.bulk_create(created.values())
     for row in changed.values():
         row.updated_at = now
-    if changed:
-        ConsentState.objects.bulk_update(changed.values(), [*STATE_FIELDS, "updated_at"])
+    if len(created) + len(changed) == 1:  # one append: plain ORM statements
+        for row in [*created.values(), *changed.values()]:
+            row.save()
+        return
+    bulk.insert_rows(list(created.values()))
+    bulk.update_rows(list(changed.values()), [*STATE_FIELDS, "updated_at"])
 
 
 def _scope_events(event_model: type[Model], contact_ids: Iterable[int]) -> Iterator[Any]:
