@@ -10,9 +10,7 @@ from django.db.models import Count, QuerySet
 from comms.campaigns.audience import audience_queryset
 from comms.campaigns.models import Campaign, Delivery
 from comms.errors import NotFound
-from comms.suppression.gate import check_many
-
-PREVIEW_CHUNK = 2000
+from comms.suppression.gate import ALLOWED_REASONS, audience_counts
 
 
 def campaign_get(*, campaign_id: int) -> Campaign:
@@ -48,25 +46,15 @@ class Preview:
 
 
 def campaign_preview(*, campaign: Campaign) -> Preview:
-    """Audience size and the gate's would-be decisions, without sending or writing anything."""
+    """Audience size and the gate's would-be decisions, without sending or writing anything:
+    one set-based statement over the audience, the consent state and the suppressions."""
     contacts = audience_queryset(
         brand_id=campaign.brand_id, channel=campaign.channel, audience=campaign.audience
     )
-    denied: Counter[str] = Counter()
-    allowed = total = 0
-    ids = list(contacts.order_by("id").values_list("id", flat=True))
-    for start in range(0, len(ids), PREVIEW_CHUNK):
-        chunk = list(
-            contacts.model.objects.filter(pk__in=ids[start : start + PREVIEW_CHUNK]).select_related("brand")
-        )
-        decisions = check_many(contacts=chunk, channel=campaign.channel, purpose=campaign.purpose)
-        for decision in decisions.values():
-            total += 1
-            if decision.allowed:
-                allowed += 1
-            else:
-                denied[decision.reason] += 1
-    return Preview(audience=total, would_send=allowed, would_deny=dict(denied.most_common()))
+    counts = audience_counts(contacts=contacts, channel=campaign.channel, purpose=campaign.purpose)
+    allowed = sum(n for reason, n in counts.items() if reason in ALLOWED_REASONS)
+    denied = Counter({reason: n for reason, n in counts.items() if reason not in ALLOWED_REASONS})
+    return Preview(audience=sum(counts.values()), would_send=allowed, would_deny=dict(denied.most_common()))
 
 
 def campaign_deliveries(
