@@ -22,6 +22,8 @@ from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, Purpose, Suppression
 from comms.suppression.schemas import (
     CheckQuery,
+    ConsentImportIn,
+    ConsentImportOut,
     ConsentIn,
     ConsentStateOut,
     DecisionOut,
@@ -211,6 +213,43 @@ def record_consent(request: HttpRequest, payload: ConsentIn) -> Status[Any]:
             evidence=evidence,
         )
     return Status(201, _event(event))
+
+
+@router.post("/consents/import", response=responses({200: ConsentImportOut}))
+@require_role(Role.SYSTEM, Role.DPO)
+def import_consents(request: HttpRequest, payload: ConsentImportIn) -> dict[str, Any]:
+    """Bulk grants and withdrawals from a member system (system and dpo keys), idempotent by
+    ``external_key``. Good rows are kept; each bad row is listed with its index and field and
+    writes nothing."""
+    rows = [
+        services.ConsentImportRow(
+            external_key=row.external_key,
+            contact_id=row.contact_id,
+            brand=row.brand or "",
+            contact_external_id=row.contact_external_id or "",
+            action=row.action,
+            channel=row.channel,
+            purpose=row.purpose or "",
+            basis=row.basis,
+            source=row.source,
+            notice_version=row.notice_version,
+            opt_out_offered=row.opt_out_offered,
+            occurred_at=row.occurred_at,
+            evidence=_evidence(row.evidence),
+        )
+        for row in payload.rows
+    ]
+    result = services.consents_import(
+        rows=rows, principal=Principal(actor="staff", recorded_by=principal_name(request))
+    )
+    return {
+        "created": result.created,
+        "unchanged": result.unchanged,
+        "errors": [
+            {"index": e.index, "external_key": e.external_key, "field": e.field, "detail": e.message}
+            for e in result.errors
+        ],
+    }
 
 
 @router.post("/objections", response=responses({201: EventOut}))

@@ -246,3 +246,38 @@ class ProofOut(Schema):
     size: int
     content_type: str
     uploaded_at: dt.datetime
+
+
+class ConsentImportRowIn(Schema):
+    external_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the source system's own id for this fact: a re-sent row adds nothing"
+    )
+    contact_id: Id | None = Field(default=None, description="the contact, or brand + contact_external_id")
+    brand: Slug | None = None
+    contact_external_id: Str200 | None = None
+    action: Literal["grant", "withdraw"] = "grant"
+    channel: ChannelIn
+    purpose: Slug | None = Field(default=None, description="purpose key; withdraw: empty means every purpose")
+    basis: BasisIn = "consent"
+    source: SourceIn = "import"
+    notice_version: int | None = Field(default=None, ge=1, le=1_000_000)
+    opt_out_offered: bool = False
+    occurred_at: Instant
+    evidence: EvidenceIn | None = None
+
+
+class ConsentImportIn(Schema):
+    rows: list[ConsentImportRowIn] = Field(max_length=5000)
+
+
+class ConsentImportErrorOut(Schema):
+    index: int
+    external_key: str
+    field: str
+    detail: str
+
+
+class ConsentImportOut(Schema):
+    created: int
+    unchanged: int
+    errors: list[ConsentImportErrorOut]
