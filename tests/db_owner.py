@@ -26,6 +26,9 @@ from django.db.backends.postgresql.operations import DatabaseOperations
 from comms.core.dbroles import service_role_grant
 
 OWNER_FUNCTION = "comms_test_as_owner"
+OWNER_ALIAS = "test_owner"
+# The owner's (user, password) while the suite runs as the service role.
+_owner_credentials: list[tuple[str, str]] = []
 
 
 def service_role_name(database_name: str) -> str:
@@ -41,6 +44,21 @@ def as_owner(sql: str, params: list[Any] | None = None) -> None:
     text = psycopg.ClientCursor(raw).mogrify(sql, params) if params else sql
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {OWNER_FUNCTION}(%s)", [text])
+
+
+@contextmanager
+def owner_connection() -> Iterator[BaseDatabaseWrapper]:
+    """A second connection, as the owner, registered as alias ``test_owner`` for the block. It
+    does not see a test's uncommitted rows: use it in transactional tests (as_owner otherwise)."""
+    user, password = _owner_credentials[-1]
+    settings_dict = {**connections["default"].settings_dict, "USER": user, "PASSWORD": password}
+    wrapper = connections.create_connection("default").__class__(settings_dict, OWNER_ALIAS)
+    connections[OWNER_ALIAS] = wrapper
+    try:
+        yield wrapper
+    finally:
+        wrapper.close()
+        del connections[OWNER_ALIAS]
 
 
 @contextmanager
@@ -105,8 +123,10 @@ def running_as_service_role() -> Iterator[str]:
     original_flush = DatabaseOperations.execute_sql_flush
     DatabaseOperations.execute_sql_flush = _flush_as_owner  # type: ignore[method-assign]
     _use_credentials(role, password)
+    _owner_credentials.append((owner_user, owner_password))
     try:
         yield role
     finally:
+        _owner_credentials.pop()
         DatabaseOperations.execute_sql_flush = original_flush  # type: ignore[method-assign]
         _use_credentials(owner_user, owner_password)
