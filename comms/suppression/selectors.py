@@ -163,16 +163,28 @@ def _anchor_problem(anchor: anchors.Anchor, secret: str) -> str | None:
     return None
 
 
-def ledger_verify_anchors(*, lines: Iterable[str], secret: str) -> AnchorResult:
+def _anchored_after(anchor: anchors.Anchor, until: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(str(anchor.payload.get("created_at"))) > until
+    except ValueError:
+        return False  # checked (and reported) like any other anchor
+
+
+def ledger_verify_anchors(
+    *, lines: Iterable[str], secret: str, until: datetime | None = None
+) -> AnchorResult:
     """Check the database against anchors published outside it (``anchors.py``), in order.
 
     Every anchor must be signed with ``secret``; its checkpoint must still be in the database,
     unchanged; each event it sealed must still be there with the sealed hash; and no chain head may
-    be behind it. Names the first anchor that fails."""
+    be behind it. Names the first anchor that fails. ``until``: anchors made after it are skipped
+    (a copy restored to that point in time cannot know them)."""
     checked = 0
     mismatches = 0
     first: str | None = None
     for item in anchors.anchors_parse(lines):
+        if until is not None and isinstance(item, anchors.Anchor) and _anchored_after(item, until):
+            continue
         checked += 1
         if isinstance(item, int):
             problem: str | None = f"anchor on line {item}: unreadable"

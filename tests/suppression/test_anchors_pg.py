@@ -240,3 +240,21 @@ def test_without_a_secret_no_anchor_is_written(
     append()
     assert services.ledger_anchor_publish(checkpoint=services.ledger_checkpoint()) is None
     assert not anchor_file.exists()
+
+
+def test_a_copy_restored_to_a_point_in_time_is_checked_only_against_the_anchors_before_it(
+    anchor_file: Path, append: Callable[[], ConsentEvent], checkpoint: Callable[[], LedgerCheckpoint]
+) -> None:
+    append()
+    restored_to = checkpoint().created_at
+    append()
+    later = checkpoint()
+    # The restored copy never saw the later events and checkpoint.
+    _cut_tail(keep=1, checkpoints=[later])
+    assert f"checkpoint {later.pk}" in _verify_against_fails(anchor_file)
+    out = StringIO()
+    call_command(
+        "verify_ledger", "--against", str(anchor_file), "--until", restored_to.isoformat(), stdout=out
+    )
+    assert "anchors checked: 1" in out.getvalue()
+    assert "ledger OK" in out.getvalue()

@@ -301,3 +301,16 @@ def test_production_needs_a_separate_owner_url_for_migrations() -> None:
     assert "same database" in other_db.stderr
     ok = _check(DATABASE_URL=service, DATABASE_MIGRATE_URL="postgres://comms_owner:pw@127.0.0.1:5432/comms")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_production_refuses_an_anchor_file_without_a_secret_to_sign_it() -> None:
+    urls = {
+        "DATABASE_URL": "postgres://comms_app:pw@127.0.0.1:5432/comms",
+        "DATABASE_MIGRATE_URL": "postgres://comms_owner:pw@127.0.0.1:5432/comms",
+    }
+    refused = _check(**urls, COMMS_LEDGER_ANCHOR_FILE="/var/lib/comms/anchors.jsonl")
+    assert "COMMS_LEDGER_ANCHOR_SECRET must be set" in refused.stderr
+    signed = _check(
+        **urls, COMMS_LEDGER_ANCHOR_FILE="/var/lib/comms/anchors.jsonl", COMMS_LEDGER_ANCHOR_SECRET="z" * 40
+    )
+    assert signed.returncode == 0, signed.stderr

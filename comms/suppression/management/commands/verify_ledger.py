@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +9,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comms.suppression.selectors import ledger_verify, ledger_verify_anchors
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ArgumentTypeError(f"not an ISO timestamp: {value!r}") from None
+    if moment.tzinfo is None:
+        raise ArgumentTypeError("give the time zone too, e.g. 2026-11-25T10:00:00+01:00")
+    return moment
 
 
 class Command(BaseCommand):
@@ -23,6 +35,12 @@ class Command(BaseCommand):
             type=Path,
             help="anchor lines written by ledger_checkpoint (COMMS_LEDGER_ANCHOR_FILE, or a log)",
         )
+        parser.add_argument(
+            "--until",
+            metavar="TIMESTAMP",
+            type=_timestamp,
+            help="with --against: skip anchors made after this ISO time (a point-in-time restore)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         problems: list[str] = []
@@ -38,20 +56,20 @@ class Command(BaseCommand):
         if result.checkpoint_problem:
             problems.append(result.checkpoint_problem)
         if options["against"] is not None:
-            problems += self._against(options["against"])
+            problems += self._against(options["against"], options["until"])
         if problems:
             for problem in problems[1:]:
                 self.stderr.write(problem)
             raise CommandError(problems[0])
         self.stdout.write(self.style.SUCCESS("ledger OK"))
 
-    def _against(self, path: Path) -> list[str]:
+    def _against(self, path: Path, until: datetime | None) -> list[str]:
         secret = settings.LEDGER_ANCHOR_SECRET
         if not secret:
             raise CommandError("COMMS_LEDGER_ANCHOR_SECRET is not set: anchors cannot be checked")
         try:
             with path.open(encoding="utf-8", errors="replace") as lines:
-                anchors = ledger_verify_anchors(lines=lines, secret=secret)
+                anchors = ledger_verify_anchors(lines=lines, secret=secret, until=until)
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from None
         self.stdout.write(f"anchors checked: {anchors.anchors_checked} from {path}")
