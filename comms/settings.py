@@ -134,6 +134,30 @@ elif PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("production runs on PostgreSQL only")
 _db.setdefault("TEST", {})
 DATABASES = {"default": _db}
+# Least privilege (docs/deploy.md): DATABASE_URL is the service role, which may only do what the
+# code does; DATABASE_MIGRATE_URL is the role that owns the tables, used only by `manage.py
+# release` (migrations, then the service role's grants) as the database alias "owner".
+_migrate_url = env_str("DATABASE_MIGRATE_URL")
+if _migrate_url is not None:
+    check_url("DATABASE_MIGRATE_URL", _migrate_url, ("postgres", "postgresql"))
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_MIGRATE_URL needs DATABASE_URL on PostgreSQL")
+    _owner = dj_database_url.parse(_migrate_url)
+    if (_owner["NAME"], _owner["HOST"], _owner["PORT"]) != (_db["NAME"], _db["HOST"], _db["PORT"]):
+        raise ImproperlyConfigured("DATABASE_MIGRATE_URL must name the same database as DATABASE_URL")
+    if _owner["USER"] == _db["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_MIGRATE_URL and DATABASE_URL must use different roles: the service must not own the tables"
+        )
+    _owner["TEST"] = {"MIRROR": "default"}
+    DATABASES["owner"] = _owner
+elif PRODUCTION:
+    raise ImproperlyConfigured(
+        "DATABASE_MIGRATE_URL must be set in production: migrations run as the owning role, "
+        "the service (DATABASE_URL) as a role that cannot truncate or alter the ledger"
+    )
+# The alias migrations run on: the owner's when it is configured.
+MIGRATE_DATABASE = "owner" if "owner" in DATABASES else "default"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, broker, cache -------------------------------------------------------------------
@@ -213,6 +237,20 @@ PHONE_DEFAULT_REGION = env_str("COMMS_PHONE_DEFAULT_REGION", "NO") or "NO"
 # Uploaded proofs of consent (signed paper forms): where they are kept and how large they may be.
 PROOF_DIR = Path(env_str("COMMS_PROOF_DIR", str(BASE_DIR / ".local" / "proofs")) or ".")
 PROOF_MAX_BYTES = env_int("COMMS_PROOF_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Anchors (docs/deploy.md): every checkpoint is also logged as an HMAC-signed line, and appended
+# to this file when set, somewhere the database role cannot rewrite; `verify_ledger --against`
+# checks the database against them. Off in production until the secret is set.
+_DEV_ANCHOR_SECRET = "dev-only-insecure-anchor-secret-0123456789abcdefghijkl"
+LEDGER_ANCHOR_FILE = env_str("COMMS_LEDGER_ANCHOR_FILE")
+LEDGER_ANCHOR_SECRET = env_str("COMMS_LEDGER_ANCHOR_SECRET", None if PRODUCTION else _DEV_ANCHOR_SECRET)
+if LEDGER_ANCHOR_SECRET is not None:
+    check_secret("COMMS_LEDGER_ANCHOR_SECRET", LEDGER_ANCHOR_SECRET)
+    if PRODUCTION and LEDGER_ANCHOR_SECRET == _DEV_ANCHOR_SECRET:
+        raise ImproperlyConfigured("COMMS_LEDGER_ANCHOR_SECRET is the development secret")
+elif LEDGER_ANCHOR_FILE is not None:
+    raise ImproperlyConfigured(
+        "COMMS_LEDGER_ANCHOR_SECRET must be set with COMMS_LEDGER_ANCHOR_FILE (it signs the anchors)"
+    )
 # Largest bulk import accepted in one API request.
 IMPORT_MAX_ROWS = env_int("COMMS_IMPORT_MAX_ROWS", 5000, minimum=1)
 

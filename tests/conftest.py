@@ -4,7 +4,8 @@ append-only ledger are the product and are tested where they really run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from comms.contacts.services import ContactInput, contact_create
 from comms.suppression import services as ledger
 from comms.suppression.models import Purpose
 from comms.suppression.services import Principal
+from tests import db_owner
 
 pytest_plugins = ["tests.logcheck"]  # fails the run on any raw address in the logs (tests/ops)
 
@@ -29,6 +31,21 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 "the test suite runs on PostgreSQL: run bin/test (or set DATABASE_URL=postgres://…)"
             )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django creates and migrates the test database as the owner (bin/test's superuser);
+    then the whole suite runs as the restricted service role (tests/db_owner.py)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with ExitStack() as stack:
+        with django_db_blocker.unblock():
+            stack.enter_context(db_owner.running_as_service_role())
+        yield
+        with django_db_blocker.unblock():
+            stack.close()
 
 
 @pytest.fixture

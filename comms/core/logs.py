@@ -48,6 +48,11 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "process": record.process,
         }
+        # A ledger anchor (comms/suppression/anchors.py) travels as structured data, unmasked: it
+        # holds hashes and numbers only, and verify_ledger --against reads it back from the log.
+        anchor = getattr(record, "ledger_anchor", None)
+        if isinstance(anchor, dict):
+            entry["ledger_anchor"] = anchor
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

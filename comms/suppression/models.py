@@ -1,7 +1,8 @@
 """The ledger: purposes and their notices, append-only consent events, evidence, suppressions.
 
 Only ``comms/suppression/services.py`` writes these tables. The database itself refuses UPDATE
-and DELETE on consent events and notices (triggers in migration 0002).
+and DELETE on consent events and notices (triggers in migration 0002), and TRUNCATE of every
+append-only table (0010); the service role may not bypass them (``comms/core/dbroles.py``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from comms.contacts.models import Contact
 from comms.errors import InvalidInput, NotFound
-from comms.suppression import chain
+from comms.suppression import anchors, chain
 from comms.suppression.gate import Decision, check, check_many
 from comms.suppression.models import (
     GENESIS_HASH,
@@ -120,6 +121,84 @@ def ledger_verify(*, batch_size: int = 5000) -> VerifyResult:
         evidence_mismatches=mismatches,
         checkpoint_problem=checkpoint_problem,
     )
+
+
+@dataclass
+class AnchorResult:
+    ok: bool
+    anchors_checked: int
+    # The first anchor the database no longer matches, named by line and checkpoint.
+    first_mismatch: str | None = None
+    mismatches: int = 0
+
+
+def _anchor_problem(anchor: anchors.Anchor, secret: str) -> str | None:
+    payload = anchor.payload
+    where = f"anchor on line {anchor.line}"
+    if not anchors.signature_ok(payload, secret):
+        return f"{where} (checkpoint {anchor.checkpoint_id}): bad signature, the line is not genuine"
+    name = f"checkpoint {anchor.checkpoint_id} ({where})"
+    stored = LedgerCheckpoint.objects.filter(pk=anchor.checkpoint_id).first()
+    if stored is None:
+        return f"{name} is missing from the database"
+    if (stored.hash, stored.prev_hash, stored.heads) != (payload["hash"], payload["prev_hash"], payload["heads"]):
+        return f"{name} differs in the database from what was anchored"
+    heads = {head.chain: head.seq for head in ChainHead.objects.all()}
+    for chain_key, (seq, digest) in sorted(payload["heads"].items(), key=lambda item: int(item[0])):
+        chain_number = int(chain_key)
+        if not seq:
+            continue
+        sealed = (
+            ConsentEvent.objects.filter(chain=chain_number, seq=seq).values_list("hash", flat=True).first()
+        )
+        if sealed is None:
+            return f"{name} sealed chain {chain_number} at seq {seq}, and that event is gone (the tail was cut)"
+        if sealed != digest:
+            return f"{name} sealed chain {chain_number} at seq {seq}, and that event changed"
+        if heads.get(chain_number, 0) < seq:
+            return (
+                f"{name} sealed chain {chain_number} at seq {seq}, and the chain head is back at "
+                f"{heads.get(chain_number, 0)}"
+            )
+    return None
+
+
+def _anchored_after(anchor: anchors.Anchor, until: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(str(anchor.payload.get("created_at"))) > until
+    except ValueError:
+        return False  # checked (and reported) like any other anchor
+
+
+def ledger_verify_anchors(
+    *, lines: Iterable[str], secret: str, until: datetime | None = None
+) -> AnchorResult:
+    """Check the database against anchors published outside it (``anchors.py``), in order.
+
+    Every anchor must be signed with ``secret``; its checkpoint must still be in the database,
+    unchanged; each event it sealed must still be there with the sealed hash; and no chain head may
+    be behind it. Names the first anchor that fails. ``until``: anchors made after it are skipped
+    (a copy restored to that point in time cannot know them)."""
+    checked = 0
+    mismatches = 0
+    first: str | None = None
+    for item in anchors.anchors_parse(lines):
+        if until is not None and isinstance(item, anchors.Anchor) and _anchored_after(item, until):
+            continue
+        checked += 1
+        if isinstance(item, int):
+            problem: str | None = f"anchor on line {item}: unreadable"
+        else:
+            try:
+                problem = _anchor_problem(item, secret)
+            except (KeyError, TypeError, ValueError):
+                problem = f"anchor on line {item.line}: malformed"
+        if problem is not None:
+            mismatches += 1
+            first = first or problem
+    if checked == 0:
+        first, mismatches = "no anchors found", 1
+    return AnchorResult(ok=mismatches == 0, anchors_checked=checked, first_mismatch=first, mismatches=mismatches)
 
 
 @dataclass

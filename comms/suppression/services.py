@@ -8,6 +8,8 @@ appends its hash-chained event and returns what it wrote.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
 from comms.errors import Conflict, Forbidden, InvalidInput
-from comms.suppression import bulk, chain
+from comms.suppression import anchors, bulk, chain
 from comms.suppression.keys import address_key
 from comms.suppression.locks import withdrawal_lock
 from comms.suppression.models import (
@@ -48,6 +50,8 @@ from comms.suppression.models import (
     SuppressionReason,
 )
 from comms.suppression.state import STATE_FIELDS, advance, scope_blocked, state_apply, state_levels
+
+logger = logging.getLogger(__name__)
 
 # Grants from these sources always wait for double opt-in (the address is not yet proven).
 DOUBLE_OPT_IN_SOURCES = frozenset({Source.WEB_FORM, Source.PREFERENCE_CENTRE, Source.SMS_KEYWORD})
@@ -216,19 +220,45 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
 
 
 def ledger_checkpoint() -> LedgerCheckpoint:
-    """Seal every chain head into one hash, chained to the previous checkpoint."""
+    """Seal every chain head into one hash, chained to the previous checkpoint; once committed,
+    publish it as a signed anchor (the log, and ``COMMS_LEDGER_ANCHOR_FILE`` when set)."""
     with transaction.atomic():
         heads = {
             str(h.chain): [h.seq, h.hash] for h in ChainHead.objects.select_for_update().order_by("chain")
         }
         previous = LedgerCheckpoint.objects.order_by("-id").first()
         prev_hash = previous.hash if previous else GENESIS_HASH
-        return LedgerCheckpoint.objects.create(
+        checkpoint = LedgerCheckpoint.objects.create(
             created_at=timezone.now(),
             heads=heads,
             prev_hash=prev_hash,
             hash=chain.heads_hash(prev_hash, heads),
         )
+        # After the commit only: an anchor must never name a checkpoint that was rolled back.
+        transaction.on_commit(lambda: ledger_anchor_publish(checkpoint=checkpoint))
+    return checkpoint
+
+
+def ledger_anchor_publish(*, checkpoint: LedgerCheckpoint) -> str | None:
+    """Write the signed anchor line of ``checkpoint`` to the log and append it to the anchor file.
+
+    Returns the line, or None when anchors are off (no ``COMMS_LEDGER_ANCHOR_SECRET``). A file
+    that cannot be written raises: the operator must notice that anchoring stopped."""
+    secret = settings.LEDGER_ANCHOR_SECRET
+    if not secret:
+        return None
+    payload = anchors.anchor_payload(checkpoint, secret)
+    line = anchors.anchor_line(payload)
+    logger.info("%s%s", anchors.LOG_PREFIX, line, extra={anchors.LOG_FIELD: payload})
+    if settings.LEDGER_ANCHOR_FILE:
+        path = Path(settings.LEDGER_ANCHOR_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One write of one line in append mode: lines of concurrent writers never interleave.
+        with path.open("a", encoding="utf-8") as target:
+            target.write(line + "\n")
+            target.flush()
+            os.fsync(target.fileno())
+    return line
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -543,8 +573,10 @@ def consent_confirm(
     if principal.actor != Actor.GUARDIAN and _is_minor(contact, occurred_at or timezone.now()):
         raise InvalidInput("actor", "the contact is a minor: their linked guardian confirms")
     with transaction.atomic():
-        # Lock the grant row so two confirmations of the same link cannot both pass the check.
-        list(ConsentEvent.objects.select_for_update().filter(pk=grant.pk))
+        # Two confirmations of the same link must not both pass the check. They append to the
+        # same chain, so its head lock (taken again by _append) orders them; a row lock on the
+        # grant would need UPDATE on the ledger, which the service role does not hold.
+        _locked_head(_chain_for(contact.pk))
         if ConsentEvent.objects.filter(action=Action.CONFIRM, confirms=grant).exists():
             raise Conflict("that grant is already confirmed")
         event = _append(

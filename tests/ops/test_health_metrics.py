@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
@@ -124,6 +125,8 @@ def test_provider_errors_counted() -> None:
 
 
 def _production_env() -> dict[str, str]:
+    owner_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/comms")
+    host, port = urlsplit(owner_url).hostname, urlsplit(owner_url).port or 5432
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "COMMS_"))}
     env.update(
         COMMS_ENV="production",
@@ -132,7 +135,9 @@ def _production_env() -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="comms.example.no",
         COMMS_PUBLIC_BASE_URL="https://comms.example.no",
         COMMS_METRICS_TOKEN=secrets.token_urlsafe(24),
-        DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/comms"),
+        # Two roles: migrations as the owner, the service as a restricted role (docs/deploy.md).
+        DATABASE_MIGRATE_URL=owner_url,
+        DATABASE_URL=urlsplit(owner_url)._replace(netloc=f"comms_app@{host}:{port}").geturl(),
         REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     )
     return env

@@ -21,6 +21,7 @@ from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, ConsentEvidence, Purpose, Suppression
 from comms.suppression.services import Evidence, Principal
 from tests.campaigns.campaign_helpers import make_campaign
+from tests.db_owner import as_owner
 
 STAFF = Principal(actor="staff", recorded_by="test")
 PERSON = Principal(actor="self", recorded_by="test")
@@ -147,10 +148,17 @@ def test_every_rights_call_is_in_the_audit_log_with_who_what_when_and_whom(api, 
 
 def test_the_audit_log_is_append_only(api, contact):
     call(api, "dpo", "get", "/contacts/{id}/export", contact.pk)
-    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+    # The service role holds no UPDATE or DELETE on the log at all ...
+    with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
         AuditEntry.objects.update(actor="someone else")
-    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+    with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
         AuditEntry.objects.all().delete()
+    # ... and the triggers refuse even the owner.
+    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+        as_owner("UPDATE rights_auditentry SET actor = 'someone else'")
+    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
+        as_owner("DELETE FROM rights_auditentry")
+    assert AuditEntry.objects.count() == 1
 
 
 # --- export -------------------------------------------------------------------------------

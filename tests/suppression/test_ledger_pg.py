@@ -1,16 +1,19 @@
 """The ledger as PostgreSQL keeps it: append-only triggers, verification that names the tampered
 event, the chain under concurrent appends, and suppressions that outlive erasure and imports.
 
-These tests talk to the database directly (raw SQL, triggers switched off as the superuser) to
-play the attacker or the careless operator; the code under test is the ledger's own.
+These tests talk to the database directly to play the attacker or the careless operator: as the
+service role the suite runs as (which has no privilege to UPDATE or DELETE an event at all), and
+as the owner (``tests.db_owner.as_owner``), whom only the triggers stop, and who may switch them
+off. The code under test is the ledger's own.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from io import StringIO
 from typing import Any
 
@@ -34,6 +37,7 @@ from comms.suppression.models import (
     Suppression,
 )
 from comms.suppression.services import Evidence, Principal
+from tests.db_owner import as_owner, triggers_disabled
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -44,6 +48,8 @@ pytestmark = [
 ]
 
 APPEND_ONLY = "append-only"
+# What the service role hears before any trigger runs: it holds no such privilege.
+DENIED = "permission denied for table"
 LIFT_ONLY = "can only be lifted, once"
 
 
@@ -55,20 +61,9 @@ def _execute(sql: str, params: list[Any] | None = None) -> None:
         cursor.execute(sql, params)
 
 
-@contextmanager
-def _event_trigger_disabled() -> Iterator[None]:
-    """Play the superuser who switches the append-only trigger off to tamper with the ledger.
-
-    ALTER TABLE refuses while deferred foreign-key checks are queued in the transaction, so
-    they run at once for the duration (and are deferred again afterwards, as Django has them).
-    """
-    _execute("SET CONSTRAINTS ALL IMMEDIATE")
-    _execute("ALTER TABLE suppression_consentevent DISABLE TRIGGER consentevent_append_only")
-    try:
-        yield
-    finally:
-        _execute("ALTER TABLE suppression_consentevent ENABLE TRIGGER consentevent_append_only")
-        _execute("SET CONSTRAINTS ALL DEFERRED")
+def _event_trigger_disabled() -> AbstractContextManager[None]:
+    """Play the owner who switches the append-only trigger off to tamper with the ledger."""
+    return triggers_disabled("suppression_consentevent", "consentevent_append_only")
 
 
 @pytest.fixture
@@ -116,19 +111,19 @@ def test_the_database_refuses_raw_sql_update_and_delete_of_a_consent_event(
     event = events[2]
     _assert_refused(
         APPEND_ONLY,
-        lambda: _execute("UPDATE suppression_consentevent SET action = 'withdraw' WHERE id = %s", [event.pk]),
+        lambda: as_owner("UPDATE suppression_consentevent SET action = 'withdraw' WHERE id = %s", [event.pk]),
     )
     _assert_refused(
         APPEND_ONLY,
-        lambda: _execute(
+        lambda: as_owner(
             "UPDATE suppression_consentevent SET occurred_at = occurred_at - interval '1 day' WHERE id = %s",
             [event.pk],
         ),
     )
     _assert_refused(
-        APPEND_ONLY, lambda: _execute("DELETE FROM suppression_consentevent WHERE id = %s", [event.pk])
+        APPEND_ONLY, lambda: as_owner("DELETE FROM suppression_consentevent WHERE id = %s", [event.pk])
     )
-    _assert_refused(APPEND_ONLY, lambda: _execute("DELETE FROM suppression_consentevent"))
+    _assert_refused(APPEND_ONLY, lambda: as_owner("DELETE FROM suppression_consentevent"))
     stored = ConsentEvent.objects.get(pk=event.pk)
     assert (stored.action, stored.occurred_at, stored.hash) == (event.action, event.occurred_at, event.hash)
     assert ConsentEvent.objects.count() == len(events)
@@ -138,16 +133,16 @@ def test_the_database_refuses_orm_update_and_delete_of_a_consent_event(
     events: list[ConsentEvent],
 ) -> None:
     event = events[3]
-    _assert_refused(APPEND_ONLY, lambda: ConsentEvent.objects.filter(pk=event.pk).update(action="withdraw"))
-    _assert_refused(APPEND_ONLY, lambda: ConsentEvent.objects.update(recorded_by="someone else"))
+    _assert_refused(DENIED, lambda: ConsentEvent.objects.filter(pk=event.pk).update(action="withdraw"))
+    _assert_refused(DENIED, lambda: ConsentEvent.objects.update(recorded_by="someone else"))
 
     def save_changed() -> None:
         event.source = "admin"
         event.save()
 
-    _assert_refused(APPEND_ONLY, save_changed)
-    _assert_refused(APPEND_ONLY, lambda: ConsentEvent.objects.filter(pk=event.pk).delete())
-    _assert_refused(APPEND_ONLY, lambda: ConsentEvent.objects.get(pk=events[4].pk).delete())
+    _assert_refused(DENIED, save_changed)
+    _assert_refused(DENIED, lambda: ConsentEvent.objects.filter(pk=event.pk).delete())
+    _assert_refused(DENIED, lambda: ConsentEvent.objects.get(pk=events[4].pk).delete())
     assert ConsentEvent.objects.filter(pk=event.pk, source="front_desk").exists()
     assert ConsentEvent.objects.count() == len(events)
     assert selectors.ledger_verify().ok
@@ -158,16 +153,16 @@ def test_the_database_refuses_update_and_delete_of_a_purpose_notice(purpose: Pur
     notice = services.purpose_notice_publish(purpose=purpose, text="A new text")
     _assert_refused(
         APPEND_ONLY,
-        lambda: _execute(
+        lambda: as_owner(
             "UPDATE suppression_purposenotice SET text = 'rewritten' WHERE id = %s", [notice.pk]
         ),
     )
     _assert_refused(
-        APPEND_ONLY, lambda: _execute("DELETE FROM suppression_purposenotice WHERE id = %s", [notice.pk])
+        APPEND_ONLY, lambda: as_owner("DELETE FROM suppression_purposenotice WHERE id = %s", [notice.pk])
     )
-    _assert_refused(APPEND_ONLY, lambda: PurposeNotice.objects.filter(pk=notice.pk).update(text="rewritten"))
-    _assert_refused(APPEND_ONLY, lambda: PurposeNotice.objects.filter(pk=notice.pk).delete())
-    _assert_refused(APPEND_ONLY, lambda: PurposeNotice.objects.get(pk=notice.pk).delete())
+    _assert_refused(DENIED, lambda: PurposeNotice.objects.filter(pk=notice.pk).update(text="rewritten"))
+    _assert_refused(DENIED, lambda: PurposeNotice.objects.filter(pk=notice.pk).delete())
+    _assert_refused(DENIED, lambda: PurposeNotice.objects.get(pk=notice.pk).delete())
     assert PurposeNotice.objects.get(pk=notice.pk).text == "A new text"
     assert purpose.notices.count() == 2
 
@@ -183,10 +178,10 @@ def suppression(db: Any, staff: Principal) -> Suppression:
 
 def test_the_database_refuses_to_delete_a_suppression(suppression: Suppression) -> None:
     _assert_refused(
-        APPEND_ONLY, lambda: _execute("DELETE FROM suppression_suppression WHERE id = %s", [suppression.pk])
+        APPEND_ONLY, lambda: as_owner("DELETE FROM suppression_suppression WHERE id = %s", [suppression.pk])
     )
-    _assert_refused(APPEND_ONLY, lambda: Suppression.objects.filter(pk=suppression.pk).delete())
-    _assert_refused(APPEND_ONLY, lambda: Suppression.objects.get(pk=suppression.pk).delete())
+    _assert_refused(DENIED, lambda: Suppression.objects.filter(pk=suppression.pk).delete())
+    _assert_refused(DENIED, lambda: Suppression.objects.get(pk=suppression.pk).delete())
     assert Suppression.objects.filter(pk=suppression.pk, lifted_at__isnull=True).exists()
 
 
@@ -248,7 +243,7 @@ def test_the_database_lets_a_suppression_be_lifted_once_by_an_event_and_never_ag
             [suppression.pk],
         ),
     )
-    _assert_refused(APPEND_ONLY, lambda: Suppression.objects.filter(pk=suppression.pk).delete())
+    _assert_refused(DENIED, lambda: Suppression.objects.filter(pk=suppression.pk).delete())
 
 
 def test_a_raw_sql_lift_with_an_event_is_the_one_update_the_database_allows(
@@ -264,14 +259,12 @@ def test_a_raw_sql_lift_with_an_event_is_the_one_update_the_database_allows(
 def test_the_check_constraint_also_refuses_a_lift_without_an_event_when_the_trigger_is_off(
     suppression: Suppression,
 ) -> None:
-    _execute("SET CONSTRAINTS ALL IMMEDIATE")
-    _execute("ALTER TABLE suppression_suppression DISABLE TRIGGER suppression_lift_only")
-    try:
-        with pytest.raises(IntegrityError, match="suppression_lift_needs_event"), transaction.atomic():
-            _execute("UPDATE suppression_suppression SET lifted_at = now() WHERE id = %s", [suppression.pk])
-    finally:
-        _execute("ALTER TABLE suppression_suppression ENABLE TRIGGER suppression_lift_only")
-        _execute("SET CONSTRAINTS ALL DEFERRED")
+    with (
+        triggers_disabled("suppression_suppression", "suppression_lift_only"),
+        pytest.raises(IntegrityError, match="suppression_lift_needs_event"),
+        transaction.atomic(),
+    ):
+        as_owner("UPDATE suppression_suppression SET lifted_at = now() WHERE id = %s", [suppression.pk])
 
 
 # --- 2. verification names what was tampered with ---------------------------------------------
@@ -303,11 +296,11 @@ def test_verify_names_the_event_that_was_changed_behind_the_triggers_back(
 ) -> None:
     victim = events[3]
     with _event_trigger_disabled():
-        _execute(f"UPDATE suppression_consentevent SET {tampering} WHERE id = %s", [victim.pk])
-    # The trigger is back on.
+        as_owner(f"UPDATE suppression_consentevent SET {tampering} WHERE id = %s", [victim.pk])
+    # The trigger is back on, even for the owner.
     _assert_refused(
         APPEND_ONLY,
-        lambda: _execute("UPDATE suppression_consentevent SET action = 'grant' WHERE id = %s", [victim.pk]),
+        lambda: as_owner("UPDATE suppression_consentevent SET action = 'grant' WHERE id = %s", [victim.pk]),
     )
 
     result = selectors.ledger_verify()
@@ -335,7 +328,7 @@ def test_verify_names_the_successor_of_an_event_that_was_changed_and_resealed(
     forged = ConsentEvent.objects.get(pk=victim.pk)
     forged.action = "withdraw"
     with _event_trigger_disabled():
-        _execute(
+        as_owner(
             "UPDATE suppression_consentevent SET action = 'withdraw', hash = %s WHERE id = %s",
             [chain.event_hash(forged), victim.pk],
         )
@@ -349,9 +342,9 @@ def test_verify_names_the_successor_of_an_event_that_was_changed_and_resealed(
 def test_verify_notices_an_event_deleted_from_the_middle_of_the_chain(events: list[ConsentEvent]) -> None:
     with _event_trigger_disabled():
         # The consent state points at events by foreign key: the tamperer skips those checks too.
-        _execute("SET LOCAL session_replication_role = replica")
-        _execute("DELETE FROM suppression_consentevent WHERE id = %s", [events[2].pk])
-        _execute("SET LOCAL session_replication_role = DEFAULT")
+        as_owner("SET LOCAL session_replication_role = replica")
+        as_owner("DELETE FROM suppression_consentevent WHERE id = %s", [events[2].pk])
+        as_owner("SET LOCAL session_replication_role = DEFAULT")
     result = selectors.ledger_verify()
     assert result.ok is False
     assert result.first_broken is not None
@@ -363,9 +356,9 @@ def test_verify_notices_an_event_deleted_from_the_middle_of_the_chain(events: li
 def test_verify_notices_the_last_event_deleted_by_the_head_mismatch(events: list[ConsentEvent]) -> None:
     with _event_trigger_disabled():
         # The consent state points at events by foreign key: the tamperer skips those checks too.
-        _execute("SET LOCAL session_replication_role = replica")
-        _execute("DELETE FROM suppression_consentevent WHERE id = %s", [events[-1].pk])
-        _execute("SET LOCAL session_replication_role = DEFAULT")
+        as_owner("SET LOCAL session_replication_role = replica")
+        as_owner("DELETE FROM suppression_consentevent WHERE id = %s", [events[-1].pk])
+        as_owner("SET LOCAL session_replication_role = DEFAULT")
     result = selectors.ledger_verify()
     assert result.ok is False
     assert result.first_broken is not None
@@ -417,12 +410,12 @@ def _rewrite_chain_from(victim: ConsentEvent, tampering: str) -> None:
     """The attacker changes a sealed event and recomputes every hash after it, and the head, so
     the chain on its own verifies again."""
     with _event_trigger_disabled():
-        _execute(f"UPDATE suppression_consentevent SET {tampering} WHERE id = %s", [victim.pk])
+        as_owner(f"UPDATE suppression_consentevent SET {tampering} WHERE id = %s", [victim.pk])
         prev_hash = ConsentEvent.objects.get(chain=victim.chain, seq=victim.seq - 1).hash
         for event in ConsentEvent.objects.filter(chain=victim.chain, seq__gte=victim.seq).order_by("seq"):
             event.prev_hash = prev_hash
             event.hash = chain.event_hash(event)
-            _execute(
+            as_owner(
                 "UPDATE suppression_consentevent SET prev_hash = %s, hash = %s WHERE id = %s",
                 [event.prev_hash, event.hash, event.pk],
             )
@@ -466,7 +459,7 @@ def test_a_checkpoint_followed_by_tampering_of_a_sealed_event_fails_verification
     services.ledger_checkpoint()
     victim = events[1]
     with _event_trigger_disabled():
-        _execute("UPDATE suppression_consentevent SET action = 'object' WHERE id = %s", [victim.pk])
+        as_owner("UPDATE suppression_consentevent SET action = 'object' WHERE id = %s", [victim.pk])
     result = selectors.ledger_verify()
     assert result.ok is False
     assert result.first_broken is not None
@@ -475,19 +468,24 @@ def test_a_checkpoint_followed_by_tampering_of_a_sealed_event_fails_verification
 
 def test_the_database_refuses_to_alter_a_checkpoint(events: list[ConsentEvent]) -> None:
     checkpoint = services.ledger_checkpoint()
-    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
-        type(checkpoint).objects.filter(pk=checkpoint.pk).update(heads={})
-    with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic():
-        type(checkpoint).objects.filter(pk=checkpoint.pk).delete()
+    _assert_refused(DENIED, lambda: type(checkpoint).objects.filter(pk=checkpoint.pk).update(heads={}))
+    _assert_refused(DENIED, lambda: type(checkpoint).objects.filter(pk=checkpoint.pk).delete())
+    _assert_refused(
+        APPEND_ONLY,
+        lambda: as_owner("UPDATE suppression_ledgercheckpoint SET heads = '{}' WHERE id = %s", [checkpoint.pk]),
+    )
+    _assert_refused(
+        APPEND_ONLY, lambda: as_owner("DELETE FROM suppression_ledgercheckpoint WHERE id = %s", [checkpoint.pk])
+    )
 
 
 def test_a_checkpoint_whose_recorded_heads_were_edited_does_not_verify(events: list[ConsentEvent]) -> None:
     checkpoint = services.ledger_checkpoint()
-    _execute("ALTER TABLE suppression_ledgercheckpoint DISABLE TRIGGER ledgercheckpoint_append_only")
-    try:
-        type(checkpoint).objects.filter(pk=checkpoint.pk).update(heads={"0": [2, events[1].hash]})
-    finally:
-        _execute("ALTER TABLE suppression_ledgercheckpoint ENABLE TRIGGER ledgercheckpoint_append_only")
+    with triggers_disabled("suppression_ledgercheckpoint", "ledgercheckpoint_append_only"):
+        as_owner(
+            "UPDATE suppression_ledgercheckpoint SET heads = %s::jsonb WHERE id = %s",
+            [json.dumps({"0": [2, events[1].hash]}), checkpoint.pk],
+        )
     result = selectors.ledger_verify()
     assert result.ok is False
     assert result.checkpoint_problem == f"checkpoint {checkpoint.pk} does not verify"

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "The release step (Procfile): migrate as the owning role (DATABASE_MIGRATE_URL), then grant "
+        "the service role (DATABASE_URL) exactly what the code needs. Without DATABASE_MIGRATE_URL "
+        "(local runs) it only migrates."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command(
+            "migrate", database=settings.MIGRATE_DATABASE, interactive=False, verbosity=options["verbosity"]
+        )
+        if settings.MIGRATE_DATABASE != "default":
+            call_command("db_roles", database=settings.MIGRATE_DATABASE, stdout=self.stdout)
+        else:
+            self.stdout.write("DATABASE_MIGRATE_URL is not set: migrated as DATABASE_URL, no grants")
