@@ -45,6 +45,8 @@ GUARDED = [
     "suppression_ledgercheckpoint",
     "suppression_prooffile",
     "rights_auditentry",
+    "suppression_consentstate",
+    "suppression_consentimportkey",
 ]
 TRUNCATE_REFUSED = "TRUNCATE of .* is not allowed"
 DENIED = "permission denied for table"
