@@ -87,7 +87,10 @@ def _cut_tail(*, keep: int, checkpoints: list[LedgerCheckpoint]) -> None:
     """The attacker with the owner's rights: delete every event of chain 0 after seq ``keep``,
     the checkpoints that sealed them, and move the head back, so the chain verifies on its own."""
     with triggers_disabled("suppression_consentevent", "consentevent_append_only"):
+        # The consent state points at events by foreign key: the attacker skips those checks too.
+        as_owner("SET LOCAL session_replication_role = replica")
         as_owner("DELETE FROM suppression_consentevent WHERE chain = 0 AND seq > %s", [keep])
+        as_owner("SET LOCAL session_replication_role = DEFAULT")
     with triggers_disabled("suppression_ledgercheckpoint", "ledgercheckpoint_append_only"):
         as_owner("DELETE FROM suppression_ledgercheckpoint WHERE id = ANY(%s)", [[c.pk for c in checkpoints]])
     last = ConsentEvent.objects.get(chain=0, seq=keep)
