@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comms.suppression.selectors import ledger_verify, ledger_verify_anchors
+from comms.suppression.state import state_verify
 
 
 def _timestamp(value: str) -> datetime:
@@ -25,7 +26,8 @@ class Command(BaseCommand):
     help = (
         "Recompute the ledger's hash chains; exit 1 and name the first broken event if any. With "
         "--against FILE, also check the database against the signed anchors in FILE (the anchor "
-        "file, or the JSON log) and name the first checkpoint it no longer matches."
+        "file, or the JSON log) and name the first checkpoint it no longer matches. With --state, "
+        "also refold every contact's events and name each consent state row that differs."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -41,6 +43,11 @@ class Command(BaseCommand):
             type=_timestamp,
             help="with --against: skip anchors made after this ISO time (a point-in-time restore)",
         )
+        parser.add_argument(
+            "--state",
+            action="store_true",
+            help="also compare the consent state (the gate's read model) with a refold of the ledger",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         problems: list[str] = []
@@ -55,6 +62,8 @@ class Command(BaseCommand):
             problems.append(f"evidence rows changed after sealing for events: {result.evidence_mismatches}")
         if result.checkpoint_problem:
             problems.append(result.checkpoint_problem)
+        if options["state"]:
+            problems += self._state()
         if options["against"] is not None:
             problems += self._against(options["against"], options["until"])
         if problems:
@@ -62,6 +71,16 @@ class Command(BaseCommand):
                 self.stderr.write(problem)
             raise CommandError(problems[0])
         self.stdout.write(self.style.SUCCESS("ledger OK"))
+
+    def _state(self) -> list[str]:
+        checked, mismatches = state_verify()
+        self.stdout.write(f"consent state checked: {checked} contact(s)")
+        if not mismatches:
+            return []
+        # Every differing row is named; the first line says how many there are.
+        return [f"consent state differs from the ledger in {len(mismatches)} row(s)"] + [
+            f"state: {mismatch.describe()}" for mismatch in mismatches
+        ]
 
     def _against(self, path: Path, until: datetime | None) -> list[str]:
         secret = settings.LEDGER_ANCHOR_SECRET
