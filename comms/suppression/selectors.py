@@ -46,9 +46,10 @@ def ledger_verify(*, batch_size: int = 5000) -> VerifyResult:
     """Recompute every chain from genesis and name the first event that does not fit.
 
     Checks, per chain: sequence numbers run 1, 2, 3…; each event's ``prev_hash`` is the hash of
-    the one before; each stored ``hash`` equals the recomputed one; the head row agrees. Also
-    reports evidence rows whose content no longer matches the hash the chain sealed (unless
-    redacted on purpose), and whether the latest checkpoint matches the heads it recorded.
+    the one before; each stored ``hash`` equals the recomputed one; the chain's head row exists
+    (a chain with events but no head is reported) and agrees. Also reports evidence rows whose
+    content no longer matches the hash the chain sealed (unless redacted on purpose), and whether
+    the latest checkpoint matches the heads it recorded.
     """
     checked = 0
     first_broken: BrokenEvent | None = None
@@ -71,8 +72,14 @@ def ledger_verify(*, batch_size: int = 5000) -> VerifyResult:
         last[event.chain] = (event.seq, event.hash)
 
     if first_broken is None:
-        for head in ChainHead.objects.all():
-            seq, digest = last.get(head.chain, (0, GENESIS_HASH))
+        heads = {head.chain: head for head in ChainHead.objects.all()}
+        for number in sorted(set(heads) | set(last)):
+            seq, digest = last.get(number, (0, GENESIS_HASH))
+            head = heads.get(number)
+            if head is None:  # a chain with events and no head row: the head was deleted
+                tail = ConsentEvent.objects.filter(chain=number).order_by("-seq").first()
+                first_broken = BrokenEvent(tail.pk if tail else 0, number, seq, "chain head missing")
+                break
             if (head.seq, head.hash) != (seq, digest):
                 tail = ConsentEvent.objects.filter(chain=head.chain).order_by("-seq").first()
                 first_broken = BrokenEvent(
@@ -141,7 +148,11 @@ def _anchor_problem(anchor: anchors.Anchor, secret: str) -> str | None:
     stored = LedgerCheckpoint.objects.filter(pk=anchor.checkpoint_id).first()
     if stored is None:
         return f"{name} is missing from the database"
-    if (stored.hash, stored.prev_hash, stored.heads) != (payload["hash"], payload["prev_hash"], payload["heads"]):
+    if (stored.hash, stored.prev_hash, stored.heads) != (
+        payload["hash"],
+        payload["prev_hash"],
+        payload["heads"],
+    ):
         return f"{name} differs in the database from what was anchored"
     heads = {head.chain: head.seq for head in ChainHead.objects.all()}
     for chain_key, (seq, digest) in sorted(payload["heads"].items(), key=lambda item: int(item[0])):
@@ -152,7 +163,9 @@ def _anchor_problem(anchor: anchors.Anchor, secret: str) -> str | None:
             ConsentEvent.objects.filter(chain=chain_number, seq=seq).values_list("hash", flat=True).first()
         )
         if sealed is None:
-            return f"{name} sealed chain {chain_number} at seq {seq}, and that event is gone (the tail was cut)"
+            return (
+                f"{name} sealed chain {chain_number} at seq {seq}, and that event is gone (the tail was cut)"
+            )
         if sealed != digest:
             return f"{name} sealed chain {chain_number} at seq {seq}, and that event changed"
         if heads.get(chain_number, 0) < seq:
@@ -198,7 +211,9 @@ def ledger_verify_anchors(
             first = first or problem
     if checked == 0:
         first, mismatches = "no anchors found", 1
-    return AnchorResult(ok=mismatches == 0, anchors_checked=checked, first_mismatch=first, mismatches=mismatches)
+    return AnchorResult(
+        ok=mismatches == 0, anchors_checked=checked, first_mismatch=first, mismatches=mismatches
+    )
 
 
 @dataclass
