@@ -62,7 +62,7 @@ def test_a_state_row_changed_behind_the_services_back_is_named_and_fails_the_com
     assert decide(contact, purpose) == (False, "withdrawn", withdrawal.pk)
 
     # With its guard on, the owner cannot move the state backwards either (for the message it
-    # refuses with, see the xfail below).
+    # refuses with, see the test below).
     with pytest.raises(ProgrammingError), transaction.atomic():
         as_owner(FORGET_WITHDRAWAL, [contact.pk, purpose.pk])
     with triggers_disabled("suppression_consentstate", "consentstate_guard"):
@@ -90,15 +90,6 @@ def test_a_state_row_changed_behind_the_services_back_is_named_and_fails_the_com
     assert f"contact {bystander.pk} " not in err.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug in migration 0007: comms_state_check_column is a plain function called by the trigger "
-        "function, so TG_TABLE_NAME is undefined there and its RAISE fails with 'column "
-        '"tg_table_name" does not exist\' (SQLSTATE 42703) instead of the intended message and '
-        "ERRCODE insufficient_privilege; the update is still refused"
-    ),
-)
 def test_the_state_guard_refuses_a_backward_move_with_its_own_message(
     make_contact: Callable[..., Contact], purpose: Purpose
 ) -> None:
