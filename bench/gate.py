@@ -176,7 +176,7 @@ def setup(contacts: int, pool: int) -> dict[str, Any]:
     log(f"migrated {DB_NAME} in {migrate_s:.1f}s")
 
     brand = Brand.objects.create(key=BRAND_KEY, name="BenchGate", email_from="news@bench-gate.example")
-    purpose = ledger.purpose_create(
+    ledger.purpose_create(
         brand=brand,
         key=PURPOSE_KEY,
         name="BenchGate news",
