@@ -118,6 +118,9 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------------
 _database_url = env_str("DATABASE_URL")
+# Off behind a connection pooler in transaction mode that cannot keep prepared statements
+# (PgBouncer before 1.21).
+DB_PREPARED_STATEMENTS = env_bool("COMMS_DB_PREPARED_STATEMENTS", True)
 if _database_url is None:
     if PRODUCTION:
         raise ImproperlyConfigured("DATABASE_URL must be set in production (PostgreSQL)")
@@ -132,6 +135,17 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 elif PRODUCTION and _db["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("production runs on PostgreSQL only")
+if _db["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
+    # Django turns psycopg's prepared statements off (prepare_threshold None). The ORM's
+    # client-side cursors never prepare either way; this only lets the ledger's and the gate's
+    # hot-path statements (comms.suppression.bulk.run, prepare=True) keep their plan per
+    # connection. The threshold is never reached by anything else.
+    _db.setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+    # Those statements run with many different parameters and one right plan (index look-ups),
+    # so they keep the generic plan instead of planning again for each call. Set for the
+    # session at connect: a SET inside a transaction would be undone by its rollback.
+    _options = str(_db["OPTIONS"].get("options", ""))
+    _db["OPTIONS"]["options"] = f"{_options} -c plan_cache_mode=force_generic_plan".strip()
 _db.setdefault("TEST", {})
 DATABASES = {"default": _db}
 # Least privilege (docs/deploy.md): DATABASE_URL is the service role, which may only do what the
