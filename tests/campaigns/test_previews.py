@@ -15,6 +15,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from comms.campaigns import previews, selectors, tasks
 from comms.campaigns.models import AudiencePreview, Campaign, Delivery, PreviewStatus
 from comms.contacts.models import Brand, Contact
+from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, Purpose
 from tests.campaigns.campaign_helpers import PERSON, Drain, grant, make_campaign, sms_stop
@@ -86,7 +87,7 @@ def test_a_large_audience_is_previewed_by_a_job_with_exactly_the_inline_counts(
     small_limit.PREVIEW_INLINE_MAX = expected.audience - 1
 
     seen: list[int] = []
-    counts = previews.audience_counts
+    counts = gate.audience_counts
 
     def spy(**kwargs: Any) -> Any:
         seen.append(AudiencePreview.objects.get().decided)
@@ -173,7 +174,7 @@ def test_a_failing_run_ends_failed_with_its_error_and_is_not_retried(
 ) -> None:
     campaign = make_campaign(brand, purpose)
     calls = {"n": 0}
-    counts = previews.audience_counts
+    counts = gate.audience_counts
 
     def fails_on_the_third_range(**kwargs: Any) -> Any:
         calls["n"] += 1
@@ -240,7 +241,7 @@ def test_a_replaced_run_stops_at_its_next_save(
 ) -> None:
     campaign = make_campaign(brand, purpose)
     preview = AudiencePreview.objects.create(campaign=campaign, total=25)
-    counts = previews.audience_counts
+    counts = gate.audience_counts
 
     def replaced_after_the_first_range(**kwargs: Any) -> Any:
         # A second message for the same preview started meanwhile (the broker redelivered it).
