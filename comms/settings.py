@@ -311,6 +311,11 @@ SEND_MAX_ATTEMPTS = env_int("COMMS_SEND_MAX_ATTEMPTS", 8, minimum=1)
 # Longer than the send actor's longest retry backoff (300 s), so a batch waiting to be retried
 # is not enqueued a second time.
 SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 600, minimum=10)
+# A campaign preview of more contacts than this runs as a job (progress in admin and API); at
+# most this many are decided inside the web request (~0.2 s per 100,000 on 2 cores).
+PREVIEW_INLINE_MAX = env_int("COMMS_PREVIEW_INLINE_MAX", 200_000, minimum=0)
+# The job decides the audience this many contact ids at a time, saving its progress after each.
+PREVIEW_STEP_IDS = env_int("COMMS_PREVIEW_STEP_IDS", 100_000, minimum=1)
 MEMBER_LINK_MAX_AGE = env_int("COMMS_MEMBER_LINK_MAX_AGE_DAYS", 180, minimum=1) * 86400
 # A follow-up goes out only within this many days of its visit (or of a member's lapse).
 FOLLOWUP_WINDOW_DAYS = env_int("COMMS_FOLLOWUP_WINDOW_DAYS", 30, minimum=1, maximum=365)
