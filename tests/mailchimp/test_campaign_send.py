@@ -15,7 +15,7 @@ from comms.errors import InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.models import Purpose
 from integrations.mailchimp import send
-from integrations.mailchimp.client import MailchimpClient, MailchimpError
+from integrations.mailchimp.client import MailchimpClient
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import CampaignSend
 from tests.campaigns.campaign_helpers import PERSON, grant
@@ -124,9 +124,11 @@ def test_a_transient_failure_is_retried_without_a_second_campaign(
         original_send(self, campaign_id)
 
     monkeypatch.setattr(MailchimpClient, "campaign_send", flaky)
-    with pytest.raises(MailchimpError):
+    with pytest.raises(send.RetryLater):
         send.campaign_send(campaign_id=campaign.pk)
     assert Delivery.objects.get(campaign=campaign).status == "queued"
+    record = CampaignSend.objects.get(campaign=campaign)
+    assert record.attempts == 1 and record.failing_since is not None and "503" in record.last_error
     assert send.campaign_send(campaign_id=campaign.pk) == "sent"
     assert len(fake_mailchimp.campaigns) == 1 and len(fake_mailchimp.sent) == 1
 
