@@ -6,7 +6,8 @@ every worker process and machine (on Redis; in-process without ``REDIS_URL``).
   ``PROVIDER_PROBE_INTERVAL`` one caller is let through as the probe (a real hand-off, after the
   gate as always). The first answer closes it again; a failed probe keeps it open.
 - **Throttle.** A 429 pauses every sender of that provider for its ``Retry-After`` and halves the
-  shared rate for ``PROVIDER_THROTTLE_RECOVERY`` (each further 429 halves it again). A 429 is not
+  shared rate for ``PROVIDER_THROTTLE_RECOVERY`` (each further 429 halves it again, down to a
+  tenth of the full rate; the recovery period restarts with every 429). A 429 is not
   a failure: it neither opens the circuit nor uses up any message's retry window.
 - **Rate limit.** At most ``PROVIDER_RATE_LIMITS[provider]`` hand-off requests per second across
   all workers: dramatiq's ``WindowRateLimiter`` on the same Redis.
@@ -320,7 +321,10 @@ def record_throttle(provider: str, retry_after: float | None) -> float:
     current = _float(store.get(_key(provider, "throttled_until"))) or 0.0
     if now + pause > current:
         store.set(_key(provider, "throttled_until"), str(now + pause), ttl_s=pause + 1)
-    rate = max(1, current_rate(provider) // 2)
+    # Halve the rate, but not below a tenth of the full rate: the 429s of one storm arrive from
+    # many senders at once, and each must not halve it again down to nothing.
+    floor = max(1, full_rate(provider) // 10)
+    rate = max(floor, current_rate(provider) // 2)
     store.set(_key(provider, "rate"), str(rate), ttl_s=settings.PROVIDER_THROTTLE_RECOVERY)
     logger.info("provider %s throttled (429): pausing %.2fs, rate now %d requests/s", provider, pause, rate)
     _metric_throttle(provider)
