@@ -505,7 +505,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == "/_fake/messages":
-            self._reply(200, {"messages": self.fake.messages, "requests": self.fake.requests})
+            self._reply(
+                200,
+                {
+                    "messages": self.fake.messages,
+                    "requests": self.fake.requests,
+                    "failed_requests": self.fake.failed_requests,
+                },
+            )
         else:
             self._reply(404, {"error": "not found"})
 

@@ -200,7 +200,8 @@ def test_an_outage_past_the_window_fails_the_messages_honestly_and_a_retry_sends
     assert queued == 2
     assert send.campaign_send(campaign_id=campaign.pk) == "sent"
     campaign.refresh_from_db()
-    assert (campaign.status, campaign.provider_paused_since) == (CampaignStatus.SENT, None)
+    assert campaign.status == "sent"
+    assert campaign.provider_paused_since is None
     assert len(fake_mailchimp.campaigns) == 1 and len(fake_mailchimp.sent) == 1
 
 
