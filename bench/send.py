@@ -66,10 +66,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "comms_bench"
+# BENCH_DB_NAME / BENCH_REDIS_URL move a run elsewhere (e.g. beside another engineer's run).
+DB_NAME = os.environ.get("BENCH_DB_NAME", "comms_bench")
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 FAKE_API_KEY = "bench-lifevision-key"
 FAKE_WEBHOOK_SECRET = "bench-lifevision-webhook-secret"
 TARGET_SMS_PER_S = 500
@@ -344,7 +345,12 @@ def send_and_wait(campaign: Any, expected: int, timeout: float, children: list[C
         current = Campaign.objects.get(pk=campaign.pk)
         if current.status == CampaignStatus.SENT:
             break
-        if current.status in (CampaignStatus.FAILED, CampaignStatus.CANCELLED, CampaignStatus.PAUSED):
+        if current.status in (
+            CampaignStatus.FAILED,
+            CampaignStatus.SENT_WITH_FAILURES,
+            CampaignStatus.CANCELLED,
+            CampaignStatus.PAUSED,
+        ):
             raise RuntimeError(f"campaign {campaign.pk} ended {current.status}")
         for child in children:
             if not child.alive():
@@ -704,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     child_env = {**os.environ, **env}
     log_dir = Path(tempfile.mkdtemp(prefix="comms-bench-send-"))
 
-    log(f"fresh database {DB_NAME} and Redis db 9")
+    log(f"fresh database {DB_NAME} and Redis {REDIS_URL}")
     reset_state()
     import django
 

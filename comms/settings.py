@@ -306,10 +306,64 @@ FREQUENCY_CAP = {
     "email": _cap("COMMS_FREQUENCY_CAP_EMAIL", "7/7"),
 }
 SEND_BATCH_SIZE = env_int("COMMS_SEND_BATCH_SIZE", 200, minimum=1, maximum=1000)
-SEND_MAX_ATTEMPTS = env_int("COMMS_SEND_MAX_ATTEMPTS", 8, minimum=1)
+
+
+def _duration(name: str, default: str, *, minimum: float = 0.0) -> float:
+    """Seconds from ``90``, ``250ms``, ``30s``, ``15m``, ``6h`` or ``2d``."""
+    value = (env_str(name, default) or default).strip().lower()
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    number, factor = value, 1.0
+    for suffix in ("ms", "s", "m", "h", "d"):
+        if value.endswith(suffix):
+            number, factor = value[: -len(suffix)], units[suffix]
+            break
+    try:
+        seconds = float(number) * factor
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a duration such as 30s, 15m or 6h, got {value!r}") from None
+    if not seconds >= minimum or seconds == float("inf"):
+        raise ImproperlyConfigured(f"{name} must be at least {minimum:g} seconds, got {value!r}")
+    return seconds
+
+
+def _rates(name: str, default: str) -> dict[str, int]:
+    """``lifevision=50,mailchimp=10``: hand-off requests per second per provider."""
+    rates: dict[str, int] = {}
+    for item in env_list(name, []) or default.split(","):
+        provider, sep, number = item.partition("=")
+        try:
+            rate = int(number)
+        except ValueError:
+            rate = 0
+        if not sep or not provider.strip() or rate < 1:
+            raise ImproperlyConfigured(f"{name} must look like lifevision=50,mailchimp=10, got {item!r}")
+        rates[provider.strip()] = rate
+    return rates
+
+
+if env_str("COMMS_SEND_MAX_ATTEMPTS") is not None:
+    raise ImproperlyConfigured(
+        "COMMS_SEND_MAX_ATTEMPTS is gone: a failing message is retried for COMMS_SEND_RETRY_WINDOW (a time)"
+    )
+# A message whose provider fails transiently (5xx, timeout, no connection) is retried with
+# exponential backoff and jitter for this long after its first failure, then recorded as failed
+# (a marketer can retry it). A 429 never counts: it only slows the sender down.
+SEND_RETRY_WINDOW = _duration("COMMS_SEND_RETRY_WINDOW", "6h", minimum=1)
+SEND_BACKOFF_MIN = _duration("COMMS_SEND_BACKOFF_MIN", "2s", minimum=0.01)
+SEND_BACKOFF_MAX = _duration("COMMS_SEND_BACKOFF_MAX", "300s", minimum=0.01)
+if SEND_BACKOFF_MAX < SEND_BACKOFF_MIN:
+    raise ImproperlyConfigured("COMMS_SEND_BACKOFF_MAX must not be shorter than COMMS_SEND_BACKOFF_MIN")
+# The circuit breaker per provider: this many transient failures in a row open it; while open,
+# nothing is sent to that provider but one probe every PROVIDER_PROBE_INTERVAL.
+PROVIDER_BREAKER_FAILURES = env_int("COMMS_PROVIDER_BREAKER_FAILURES", 5, minimum=1)
+PROVIDER_PROBE_INTERVAL = _duration("COMMS_PROVIDER_PROBE_INTERVAL", "30s", minimum=0.05)
+# One shared rate limit per provider (requests per second, across every worker, on Redis);
+# a 429 halves it for PROVIDER_THROTTLE_RECOVERY and pauses that provider for its Retry-After.
+PROVIDER_RATE_LIMITS = _rates("COMMS_PROVIDER_RATE_LIMITS", "lifevision=100,mailchimp=100")
+PROVIDER_THROTTLE_RECOVERY = _duration("COMMS_PROVIDER_THROTTLE_RECOVERY", "60s", minimum=1)
 # Queued deliveries untouched this long are re-enqueued by the sweep (the broker may lose ids).
-# Longer than the send actor's longest retry backoff (300 s), so a batch waiting to be retried
-# is not enqueued a second time.
+# Longer than the send actor's longest retry backoff (COMMS_SEND_BACKOFF_MAX, and the probe
+# interval of an open circuit), so a batch waiting to be retried is not enqueued a second time.
 SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 600, minimum=10)
 # A campaign preview of more contacts than this runs as a job (progress in admin and API); at
 # most this many are decided inside the web request (~0.2 s per 100,000 on 2 cores).

@@ -33,6 +33,16 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_provider_health() -> Iterator[None]:
+    """Every test starts with closed circuits, no throttle and full rates (integrations.health)."""
+    from integrations import health
+
+    health.reset()
+    yield
+    health.reset()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """pytest-django creates and migrates the test database as the owner (bin/test's superuser);

@@ -117,7 +117,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         "name",
         "brand",
         "channel",
-        "status",
+        "state",
         "send_at",
         "sent",
         "denied",
@@ -126,8 +126,18 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     ]
     list_filter = ["status", "brand", "channel"]
     search_fields = ["name"]
-    readonly_fields = ["status", "counts", "latest_preview", "created_by", "started_at", "finished_at"]
-    actions = ["preview", "send_now", "schedule", "pause", "resume", "cancel"]
+    readonly_fields = [
+        "state",
+        "status_detail",
+        "provider_paused_since",
+        "counts",
+        "failures",
+        "latest_preview",
+        "created_by",
+        "started_at",
+        "finished_at",
+    ]
+    actions = ["preview", "send_now", "schedule", "pause", "resume", "cancel", "retry_failed"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
         return (
@@ -157,6 +167,23 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     @admin.display(description="failed")
     def failed(self, obj: Any) -> int:
         return int(obj.n_failed)
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: Campaign) -> str:
+        state = selectors.campaign_state(obj)
+        if obj.provider_paused_since is not None and obj.status == "sending":
+            return f"{state} (since {obj.provider_paused_since:%Y-%m-%d %H:%M:%S})"
+        return state
+
+    @admin.display(description="Messages that never reached the provider")
+    def failures(self, obj: Campaign) -> str:
+        if not obj.pk:
+            return "-"
+        found = selectors.campaign_failures(campaign_id=obj.pk)
+        if not found.count:
+            return "none"
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in found.by_reason.items())
+        return f"{found.count} ({reasons}); the action “Retry failed deliveries” sends them again"
 
     @admin.display(description="Deliveries by status and reason")
     def counts(self, obj: Campaign) -> str:
@@ -222,6 +249,15 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     @admin.action(description="Resume")
     def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         self._each(request, queryset, services.campaign_resume, "resumed")
+
+    @admin.action(description="Retry failed deliveries (through the gate again)")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        for campaign in queryset:
+            try:
+                _, queued = services.campaign_retry_failed(campaign=campaign)
+                self.message_user(request, f"{campaign.name}: {queued} failed messages queued again")
+            except DomainError as exc:
+                self.message_user(request, f"{campaign.name}: {exc.message}", messages.ERROR)
 
     @admin.action(description="Cancel")
     def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:

@@ -23,6 +23,7 @@ from comms.campaigns.schemas import (
     PreviewOut,
     RefreshIn,
     RefreshOut,
+    RetryFailedOut,
     ScheduleIn,
 )
 from comms.contacts.services import brand_get
@@ -39,6 +40,7 @@ MARKETERS = (Role.MARKETER, Role.SYSTEM, Role.DPO)
 def _out(campaign: Campaign) -> Campaign:
     fresh = selectors.campaign_get(campaign_id=campaign.pk)
     fresh.counts = selectors.campaign_counts(campaign=fresh)  # type: ignore[attr-defined]
+    fresh.failures = selectors.campaign_failures(campaign_id=fresh.pk)  # type: ignore[attr-defined]
     return fresh
 
 
@@ -192,6 +194,16 @@ def resume_campaign(request: HttpRequest, campaign_id: Id) -> Campaign:
 @require_role(*MARKETERS)
 def cancel_campaign(request: HttpRequest, campaign_id: Id) -> Campaign:
     return _out(services.campaign_cancel(campaign=selectors.campaign_get(campaign_id=campaign_id)))
+
+
+@router.post("/campaigns/{campaign_id}/retry-failed", response=responses({200: RetryFailedOut}))
+@require_role(*MARKETERS)
+def retry_failed(request: HttpRequest, campaign_id: Id) -> dict[str, Any]:
+    """Queue again the allowed messages that never reached the provider (their retry window ran
+    out, or the provider refused the request); each passes the gate again and keeps its own id,
+    so nobody receives one twice. 409 when there is nothing to retry."""
+    campaign, queued = services.campaign_retry_failed(campaign=selectors.campaign_get(campaign_id=campaign_id))
+    return {"campaign": _out(campaign), "queued": queued}
 
 
 @router.get("/campaigns/{campaign_id}/deliveries", response=responses({200: list[DeliveryOut]}))

@@ -258,7 +258,7 @@ def callbacks_sweep(*, older_than: dt.timedelta | None = None) -> dict[str, int]
     if older_than is None:
         older_than = dt.timedelta(seconds=settings.SEND_SWEEP_AFTER_SECONDS)
     cutoff = now - older_than
-    horizon = now - SWEEP_HORIZON
+    horizon = now - max(SWEEP_HORIZON, dt.timedelta(seconds=settings.SEND_RETRY_WINDOW))
     receipts = list(
         CallbackReceipt.objects.filter(
             provider=PROVIDER, processed_at__isnull=True, received_at__lte=cutoff, received_at__gte=horizon

@@ -17,6 +17,9 @@ class CampaignStatus(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
+    # Finished, but some allowed messages never reached the provider (see status_detail); a
+    # marketer can retry them.
+    SENT_WITH_FAILURES = "sent_with_failures", "Sent with failures"
     PAUSED = "paused", "Paused"
     CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Failed"
@@ -43,8 +46,11 @@ class Campaign(models.Model):
     # The marketer's limit on SMS length, in segments (1 segment = 160 GSM characters).
     sms_max_segments = models.PositiveSmallIntegerField(default=2)
     send_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    status = models.CharField(max_length=20, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
     status_detail = models.CharField(max_length=300, blank=True)
+    # Set while its provider's circuit is open ("paused — provider unavailable", since then): the
+    # campaign stays ``sending`` and goes on by itself once the provider answers again.
+    provider_paused_since = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -88,6 +94,9 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     deferred_until = models.DateTimeField(null=True, blank=True)
+    # When its hand-off first failed transiently (or was held by an open circuit): it is retried
+    # until COMMS_SEND_RETRY_WINDOW after this, then failed. Quiet hours start the clock afresh.
+    failing_since = models.DateTimeField(null=True, blank=True)
     # Last time the id was handed to the broker; the sweep re-enqueues what nobody picked up.
     enqueued_at = models.DateTimeField(null=True, blank=True)
     # SMS from an alphanumeric sender carry a short unsubscribe link /s/<short_code>.

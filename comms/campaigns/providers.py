@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from comms.core.metrics import provider_error
+from integrations import health
 from integrations.errors import IntegrationError
+from integrations.health import Held
 from integrations.lifevision.client import LifeVisionClient, MessageResult, OutboundMessage
 
-__all__ = ["MessageResult", "OutboundMessage", "provider_send"]
+__all__ = ["Held", "MessageResult", "OutboundMessage", "provider_admit", "provider_send"]
 
 _local = threading.local()
 MAX_BATCH = 1000
@@ -33,7 +35,16 @@ def _lifevision() -> LifeVisionClient:
     return client
 
 
+def provider_admit(provider: str) -> bool:
+    """Ask before a hand-off whether ``provider`` may be called now (its circuit, its 429 pause,
+    the shared rate limit). Raises ``Held``; returns True when this hand-off is the probe of an
+    open circuit. Call it before the gate: the gate is asked after it, right before the hand-off."""
+    return health.admit(provider)
+
+
 def provider_send(provider: str, messages: Sequence[OutboundMessage]) -> list[MessageResult]:
+    """Hand ``messages`` over; the provider's answer is reported to its shared health state (a
+    transient failure counts towards opening the circuit, a 429 throttles every sender)."""
     if provider != "lifevision":
         raise IntegrationError(f"provider {provider!r} cannot send campaign messages here", permanent=True)
     client = _lifevision()
@@ -43,5 +54,13 @@ def provider_send(provider: str, messages: Sequence[OutboundMessage]) -> list[Me
             results.extend(client.send_batch(messages[start : start + MAX_BATCH]))
     except IntegrationError as exc:
         provider_error(provider, permanent=exc.permanent)
+        if exc.throttled:
+            health.record_throttle(provider, exc.retry_after)
+            health.record_success(provider)  # it answered: a 429 is not an outage
+        elif exc.permanent:
+            health.record_success(provider)
+        else:
+            health.record_failure(provider)
         raise
+    health.record_success(provider)
     return results

@@ -5,7 +5,7 @@ from ninja import Field, Schema
 from pydantic import AwareDatetime
 
 from comms.campaigns.models import AudiencePreview, Campaign
-from comms.campaigns.selectors import preview_of
+from comms.campaigns.selectors import campaign_state, preview_of
 from comms.schemas import Str40, Str60, Str200, Str20000
 
 ChannelIn = Literal["email", "sms"]
@@ -49,6 +49,13 @@ class CountsOut(Schema):
     by_reason: dict[str, dict[str, int]]
 
 
+class FailuresOut(Schema):
+    count: int = Field(description="allowed messages that never reached the provider")
+    by_reason: dict[str, int] = Field(
+        description="provider_unavailable (its retry window ran out), rejected:<code>, provider_error"
+    )
+
+
 class CampaignOut(Schema):
     id: int
     brand: str
@@ -63,15 +70,25 @@ class CampaignOut(Schema):
     sms_max_segments: int
     send_at: dt.datetime | None
     status: str
+    status_detail: str
+    state: str = Field(description='what a marketer reads, e.g. "sending", "paused — provider unavailable"')
+    provider_paused_since: dt.datetime | None = Field(
+        description="while the provider is unavailable: since when sending is paused (it resumes by itself)"
+    )
     created_by: str
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     counts: CountsOut | None = None
+    failures: FailuresOut | None = None
 
     @staticmethod
     def resolve_brand(obj: Campaign) -> str:
         return obj.brand.key
+
+    @staticmethod
+    def resolve_state(obj: Campaign) -> str:
+        return campaign_state(obj)
 
     @staticmethod
     def resolve_purpose(obj: Campaign) -> str:
@@ -164,3 +181,8 @@ class RefreshIn(Schema):
 class RefreshOut(Schema):
     campaign: CampaignOut
     freshness: FreshnessOut
+
+
+class RetryFailedOut(Schema):
+    campaign: CampaignOut
+    queued: int = Field(description="failed messages queued again; each passes the gate again")

@@ -6,10 +6,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, CharField, Count, QuerySet, Value, When
+from django.db.models.functions import Concat, Substr
 
 from comms.campaigns.audience import audience_queryset
-from comms.campaigns.models import AudiencePreview, Campaign, Delivery
+from comms.campaigns.models import AudiencePreview, Campaign, CampaignStatus, Delivery, DeliveryStatus
 from comms.contacts.models import Contact
 from comms.errors import NotFound
 from comms.suppression.gate import ALLOWED_REASONS, audience_counts
@@ -20,6 +21,14 @@ def campaign_get(*, campaign_id: int) -> Campaign:
     if campaign is None:
         raise NotFound(f"campaign {campaign_id} not found")
     return campaign
+
+
+def campaign_state(campaign: Campaign) -> str:
+    """The campaign's status as a marketer reads it: a sending campaign whose provider is down
+    reads "paused — provider unavailable" (it goes on by itself when the provider answers)."""
+    if campaign.status == CampaignStatus.SENDING and campaign.provider_paused_since is not None:
+        return "paused — provider unavailable"
+    return campaign.get_status_display().lower()
 
 
 @dataclass
@@ -90,3 +99,43 @@ def campaign_deliveries(
     if reason:
         deliveries = deliveries.filter(reason=reason)
     return deliveries
+
+
+@dataclass
+class CampaignFailures:
+    """Allowed messages that never reached the provider, by why (``provider_unavailable``: its
+    retry window ran out; ``rejected:<code>``: the provider refused the recipient;
+    ``provider_error``: the provider refused the request for good)."""
+
+    count: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def failed_not_handed_over(*, campaign_id: int) -> QuerySet[Delivery]:
+    """Failed deliveries the provider never accepted (a delivery report's failure comes after a
+    hand-off and keeps ``sent_at``)."""
+    return Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.FAILED, sent_at__isnull=True)
+
+
+def campaign_failures(*, campaign_id: int) -> CampaignFailures:
+    why = Case(
+        When(reason="provider_unavailable", then=Value("provider_unavailable")),
+        When(
+            last_error__startswith="rejected: ",
+            then=Concat(Value("rejected:"), Substr("last_error", len("rejected: ") + 1)),
+        ),
+        default=Value("provider_error"),
+        output_field=CharField(),
+    )
+    rows = (
+        failed_not_handed_over(campaign_id=campaign_id)
+        .annotate(why=why)
+        .values("why")
+        .annotate(n=Count("id"))
+        .order_by("-n", "why")
+    )
+    failures = CampaignFailures()
+    for row in rows:
+        failures.count += row["n"]
+        failures.by_reason[row["why"]] = row["n"]
+    return failures

@@ -9,6 +9,13 @@ to commit, and every batch that starts after it sees it (DESIGN §3 "Immediately
 If the provider fails transiently the whole transaction rolls back (nothing is recorded as
 sent) and the batch is retried later with the same ``external_id`` per message, which the
 provider treats as duplicates: a crash between hand-off and commit never sends twice.
+
+Outages and throttling (``integrations.health``): before the gate, the provider is asked
+whether it may be called (its circuit breaker, a 429's pause, the shared rate limit). A batch
+held back is retried later without using up anything; a transient failure is retried with
+exponential backoff and jitter until ``COMMS_SEND_RETRY_WINDOW`` after the message's first
+failure, then the message is recorded as failed (``provider_unavailable``), never lost, and a
+marketer can retry it. Each retry asks the gate again.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from comms.campaigns.content import render, sms_length, sms_opt_out
@@ -36,12 +45,13 @@ from comms.campaigns.models import (
     Reply,
     ReplyStatus,
 )
-from comms.campaigns.providers import OutboundMessage, provider_send
+from comms.campaigns.providers import Held, MessageResult, OutboundMessage, provider_admit, provider_send
 from comms.core.logs import redact
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
 from comms.suppression.locks import sender_lock
 from comms.web.tokens import make_token, short_code_for, short_url, unsubscribe_url
+from integrations import health
 from integrations.errors import IntegrationError
 
 logger = logging.getLogger(__name__)
@@ -85,28 +95,40 @@ def next_send_window(now: dt.datetime) -> dt.datetime | None:
 
 
 def deliveries_send(*, delivery_ids: Sequence[int]) -> BatchOutcome:
-    """Decide and send one batch. Raises ``RetryLater`` when the provider is unavailable."""
+    """Decide and send one batch. Raises ``RetryLater`` when (part of) it must be tried again:
+    the provider failed transiently, throttled, or its circuit is open."""
+    ids = list(delivery_ids)
     try:
         with transaction.atomic():
-            outcome = _send_locked(list(delivery_ids))
-    except _HandOffFailed as failed:
-        exc = failed.error
-        # Only the messages that were handed over count an attempt. The gate's denials in the
-        # same batch rolled back with it; the retry decides (and records) them again.
-        _record_transient_failure(failed.delivery_ids, exc)
-        delay_ms = int((exc.retry_after or 0) * 1000) or None
-        raise RetryLater(exc.message, delay_ms or 5000) from exc
+            outcome = _send_locked(ids)
+    except _HandOffStopped as stopped:
+        # The whole batch rolled back; the gate's denials in it are decided (and recorded) again
+        # by the retry.
+        delay = _record_stop(stopped, batch_ids=ids)
+        if delay is None:
+            return BatchOutcome()  # every message of it is settled (failed after its window)
+        raise RetryLater(str(stopped), max(int(delay * 1000), 1)) from stopped
     _after_commit(outcome)
     return outcome
 
 
-class _HandOffFailed(Exception):
-    """A transient provider failure, naming the deliveries whose messages were being handed over."""
+class _HandOffStopped(Exception):
+    """The batch did not reach the provider: ``kind`` is ``failed`` (a transient error),
+    ``throttled`` (a 429) or ``held`` (not admitted: open circuit, pause, rate limit)."""
 
-    def __init__(self, error: IntegrationError, delivery_ids: list[int]) -> None:
-        super().__init__(error.message)
-        self.error = error
+    def __init__(
+        self,
+        kind: str,
+        delivery_ids: list[int],
+        *,
+        error: IntegrationError | None = None,
+        held: Held | None = None,
+    ) -> None:
+        super().__init__(error.message if error is not None else str(held))
+        self.kind = kind
         self.delivery_ids = delivery_ids
+        self.error = error
+        self.held = held
 
 
 def _send_locked(ids: list[int]) -> BatchOutcome:
@@ -147,6 +169,10 @@ def _defer(delivery: Delivery, until: dt.datetime, reason: str, now: dt.datetime
     delivery.deferred_until = until
     delivery.reason = reason
     delivery.decided_at = now
+    if reason == "quiet_hours":
+        # What could not go out today goes out in the next window, never fails for an outage
+        # that met the evening: its retry window starts afresh then.
+        delivery.failing_since = None
 
 
 def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome) -> None:
@@ -179,6 +205,14 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
         delivery.address_key = address_key(channel, address)
         candidates.append(delivery)
 
+    if candidates:
+        # May the provider be called now? Before the locks and the gate, which come right
+        # before the hand-off.
+        try:
+            provider_admit(campaign.provider)
+        except Held as held:
+            raise _HandOffStopped("held", [d.pk for d in candidates], held=held) from held
+
     # The shared lock first, then the gate: a withdrawal committed before we got the lock is seen.
     sender_lock(d.address_key for d in candidates)
     decisions = check_many(
@@ -203,33 +237,53 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
     messages = [_message(campaign, delivery) for delivery in allowed]
     if messages:
         try:
-            results = {r.external_id: r for r in provider_send(campaign.provider, messages)}
+            results, refused = _hand_over(campaign.provider, messages)
         except IntegrationError as exc:
-            if not exc.permanent:
-                raise _HandOffFailed(exc, [d.pk for d in allowed]) from exc
-            for delivery in allowed:
-                delivery.status, delivery.last_error = DeliveryStatus.FAILED, exc.message[:300]
-                delivery.attempts += 1
-            outcome.failed += len(allowed)
-        else:
-            for delivery in allowed:
-                result = results[str(delivery.external_id)]
-                delivery.attempts += 1
-                if result.status == "accepted":
-                    delivery.status, delivery.provider_id, delivery.sent_at = (
-                        DeliveryStatus.SENT,
-                        result.provider_id or "",
-                        decided_at,
-                    )
-                    outcome.sent += 1
-                else:
-                    delivery.status = DeliveryStatus.FAILED
-                    delivery.last_error = f"rejected: {result.error_code or 'unknown'}"
-                    outcome.failed += 1
-                    if result.error_code == "blocked_recipient":
-                        address = delivery.contact.address_for(channel) or ""
-                        outcome.blocked_addresses.append((channel, address))
+            kind = "throttled" if exc.throttled else "failed"
+            raise _HandOffStopped(kind, [d.pk for d in allowed], error=exc) from exc
+        for delivery in allowed:
+            delivery.attempts += 1
+            external_id = str(delivery.external_id)
+            if external_id in refused:
+                delivery.status, delivery.last_error = DeliveryStatus.FAILED, refused[external_id][:300]
+                outcome.failed += 1
+                continue
+            result = results[external_id]
+            if result.status == "accepted":
+                delivery.status, delivery.provider_id, delivery.sent_at = (
+                    DeliveryStatus.SENT,
+                    result.provider_id or "",
+                    decided_at,
+                )
+                outcome.sent += 1
+            else:
+                # The provider refused this one message (invalid or blocked recipient): only it fails.
+                delivery.status = DeliveryStatus.FAILED
+                delivery.last_error = f"rejected: {result.error_code or 'unknown'}"
+                outcome.failed += 1
+                if result.error_code == "blocked_recipient":
+                    address = delivery.contact.address_for(channel) or ""
+                    outcome.blocked_addresses.append((channel, address))
     _save_decisions(changed)
+
+
+def _hand_over(
+    provider: str, messages: list[OutboundMessage]
+) -> tuple[dict[str, MessageResult], dict[str, str]]:
+    """Hand ``messages`` over: (results by external_id, error by external_id of the messages
+    refused for good). A 400 refuses a whole batch for what may be one bad message, so the batch
+    is split until the bad one is alone and only it fails. Transient errors and 429s raise."""
+    try:
+        return {r.external_id: r for r in provider_send(provider, messages)}, {}
+    except IntegrationError as exc:
+        if not exc.permanent:
+            raise
+        if exc.status == 400 and len(messages) > 1:
+            middle = len(messages) // 2
+            first, first_refused = _hand_over(provider, messages[:middle])
+            second, second_refused = _hand_over(provider, messages[middle:])
+            return {**first, **second}, {**first_refused, **second_refused}
+        return {}, {m.external_id: exc.message for m in messages}
 
 
 # (attribute, PostgreSQL array type) of every column a decision writes, id first.
@@ -245,6 +299,7 @@ _DECISION_COLUMNS = (
     ("attempts", "integer"),
     ("last_error", "text"),
     ("deferred_until", "timestamptz"),
+    ("failing_since", "timestamptz"),
     ("segments", "smallint"),
     ("short_code", "text"),
 )
@@ -348,21 +403,64 @@ def _message(campaign: Campaign, delivery: Delivery) -> OutboundMessage:
     )
 
 
-def _record_transient_failure(ids: list[int], exc: IntegrationError) -> None:
-    """Count the failed attempt; a delivery out of attempts is recorded as failed, not lost."""
+_PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
+
+
+def _record_stop(stopped: _HandOffStopped, *, batch_ids: list[int]) -> float | None:
+    """Record why the batch did not reach the provider; returns seconds until its retry, or None
+    when none of it is left to retry (each message past its window is failed, not lost)."""
+    ids = stopped.delivery_ids
+    now = timezone.now()
+    held, error = stopped.held, stopped.error
+    if stopped.kind == "throttled" or (held is not None and held.reason != "provider_unavailable"):
+        # The provider asked us to slow down, or the shared limit did: nothing is used up. Only
+        # enqueued_at moves on, so the sweep leaves the batch in the broker's hands.
+        Delivery.objects.filter(pk__in=ids, status__in=_PENDING).update(enqueued_at=now)
+        if held is not None:
+            return held.delay_s
+        assert error is not None
+        return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
+    window = dt.timedelta(seconds=settings.SEND_RETRY_WINDOW)
     with transaction.atomic():
-        # ``ids`` were all due: queued, or deferred and released (quiet hours over, cap passed).
-        pending = Delivery.objects.filter(
-            pk__in=ids, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
-        )
-        # enqueued_at: the batch is alive in the broker's retry backoff; the sweep leaves it be.
-        pending.update(attempts=F("attempts") + 1, last_error=exc.message[:300], enqueued_at=timezone.now())
-        exhausted = pending.filter(attempts__gte=settings.SEND_MAX_ATTEMPTS)
-        if exhausted.exists():
-            campaign_ids = set(exhausted.values_list("campaign_id", flat=True))
+        pending = Delivery.objects.filter(pk__in=ids, status__in=_PENDING)
+        if error is not None:
+            pending.update(
+                attempts=F("attempts") + 1,
+                last_error=error.message[:300],
+                enqueued_at=now,
+                failing_since=Coalesce(F("failing_since"), Value(now)),
+            )
+        else:
+            # Held by an open circuit: the outage runs the window's clock, and the campaign shows
+            # it is paused because its provider is unavailable, since the circuit opened.
+            assert held is not None
+            since = dt.datetime.fromtimestamp(held.since or now.timestamp(), tz=dt.UTC)
+            pending.update(enqueued_at=now, failing_since=Coalesce(F("failing_since"), Value(now)))
+            Campaign.objects.filter(
+                pk__in=pending.values("campaign_id"), provider_paused_since__isnull=True
+            ).update(provider_paused_since=since)
+        exhausted = pending.filter(failing_since__lte=now - window)
+        campaign_ids = set(exhausted.values_list("campaign_id", flat=True))
+        if campaign_ids:
             exhausted.update(status=DeliveryStatus.FAILED, reason="provider_unavailable")
-            for campaign_id in campaign_ids:
-                campaign_finish_if_done(campaign_id=campaign_id)
+            logger.warning(
+                "deliveries failed after %ss of provider failures (campaigns %s)",
+                int(settings.SEND_RETRY_WINDOW),
+                sorted(campaign_ids),
+            )
+        left = pending.aggregate(attempts=Max("attempts"), since=Min("failing_since"))
+    for campaign_id in campaign_ids:
+        campaign_finish_if_done(campaign_id=campaign_id)
+    if left["since"] is None:
+        # Nothing that failed is left; the rest of the batch (the gate's denials rolled back
+        # with it) is decided by a prompt retry.
+        rest = Delivery.objects.filter(pk__in=batch_ids, status__in=_PENDING).exists()
+        return settings.SEND_BACKOFF_MIN if rest else None
+    delay = held.delay_s if held is not None else health.backoff(int(left["attempts"] or 1))
+    first_failure: dt.datetime = left["since"]
+    remaining = (first_failure + window - now).total_seconds()
+    # Retry no later than the window's end, so a message is failed when its window is over.
+    return max(min(delay, remaining + 0.01), 0.01)
 
 
 def _after_commit(outcome: BatchOutcome) -> None:
@@ -378,14 +476,23 @@ def _after_commit(outcome: BatchOutcome) -> None:
                 source=Source.LIFEVISION_WEBHOOK,
                 principal=Principal(actor="system", recorded_by="lifevision-send-result"),
             )
+    if outcome.sent and outcome.campaign_ids:
+        # The provider answered: no campaign of it is paused for its being unavailable any more.
+        providers = Campaign.objects.filter(pk__in=outcome.campaign_ids).values("provider")
+        Campaign.objects.filter(provider__in=providers, provider_paused_since__isnull=False).update(
+            provider_paused_since=None
+        )
     for campaign_id in outcome.campaign_ids:
         campaign_finish_if_done(campaign_id=campaign_id)
 
 
 def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Mark a sending campaign finished once nothing is queued or deferred any more: ``sent``,
-    or ``failed`` when not one message reached the provider and some failed. A follow-up rule's
-    campaign never finishes: its rule goes on planning messages while it is active."""
+    """Mark a sending campaign finished once nothing is queued or deferred any more: ``sent``
+    when every allowed message was handed over, ``sent_with_failures`` when some never reached
+    the provider (the count and reasons in ``status_detail``), ``failed`` when none did. A
+    follow-up rule's campaign never finishes: its rule goes on planning messages while active."""
+    from comms.campaigns.selectors import campaign_failures
+
     if FollowUpRule.objects.filter(campaign_id=campaign_id).exists():
         return False
     with transaction.atomic():
@@ -394,21 +501,27 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
         )
         if campaign is None:
             return False
-        if Delivery.objects.filter(
-            campaign_id=campaign_id, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
-        ).exists():
+        if Delivery.objects.filter(campaign_id=campaign_id, status__in=_PENDING).exists():
             return False
-        statuses = set(
-            Delivery.objects.filter(campaign_id=campaign_id).values_list("status", flat=True).distinct()
-        )
-        handed_over = statuses & {DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.BOUNCED}
-        if not handed_over and DeliveryStatus.FAILED in statuses:
+        failures = campaign_failures(campaign_id=campaign_id)
+        handed_over = Delivery.objects.filter(campaign_id=campaign_id, sent_at__isnull=False).exists()
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in failures.by_reason.items())
+        if not failures.count:
+            campaign.status, campaign.status_detail = CampaignStatus.SENT, ""
+        elif not handed_over:
             campaign.status = CampaignStatus.FAILED
-            campaign.status_detail = "no message reached the provider; see the deliveries' last_error"
+            campaign.status_detail = f"no message reached the provider; {failures.count} failed ({reasons})"
         else:
-            campaign.status = CampaignStatus.SENT
+            campaign.status = CampaignStatus.SENT_WITH_FAILURES
+            campaign.status_detail = f"{failures.count} messages failed ({reasons})"
+        campaign.status_detail = campaign.status_detail[:300]
         campaign.finished_at = timezone.now()
-        campaign.save(update_fields=["status", "status_detail", "finished_at", "updated_at"])
+        campaign.provider_paused_since = None
+        campaign.save(
+            update_fields=["status", "status_detail", "finished_at", "provider_paused_since", "updated_at"]
+        )
+    if failures.count:
+        logger.warning("campaign %s finished %s: %s", campaign_id, campaign.status, campaign.status_detail)
     return True
 
 
@@ -421,61 +534,86 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
 # ``Reply`` rows, created once per inbound message by ``comms.campaigns.callbacks``, go this way.
 
 
+def _service_retry(
+    *, created_at: dt.datetime, attempts: int, error: IntegrationError | None, held: Held | None
+) -> float | None:
+    """When to retry a service message that did not reach the provider, or None when its retry
+    window (from its creation) is over: the same rules as a campaign's messages."""
+    if held is not None and held.reason != "provider_unavailable":
+        return held.delay_s  # paused or rate limited: nothing used up
+    if error is not None and error.throttled:
+        return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
+    remaining = (created_at + dt.timedelta(seconds=settings.SEND_RETRY_WINDOW) - timezone.now()).total_seconds()
+    if remaining <= 0:
+        return None
+    delay = held.delay_s if held is not None else health.backoff(attempts)
+    return max(min(delay, remaining + 0.01), 0.01)
+
+
 def reply_send(*, reply_id: int) -> str:
-    """Hand one queued reply to LifeVision. Raises ``RetryLater`` on a transient failure; the
-    retry reuses the reply's ``external_id``, so LifeVision never sends it twice."""
-    try:
-        with transaction.atomic():
-            reply = (
-                Reply.objects.select_for_update(skip_locked=True)
-                .filter(pk=reply_id, status=ReplyStatus.QUEUED)
-                .first()
-            )
-            if reply is None:
-                return "nothing to send"
-            message = OutboundMessage(
-                external_id=str(reply.external_id),
-                channel="sms",
-                to=reply.to,
-                sender=reply.sender,
-                text=reply.text,
-                tags=[f"reply:{reply.keyword}"],
-            )
+    """Hand one queued reply to LifeVision. Raises ``RetryLater`` when it must be tried again
+    (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
+    was created; the retry reuses the reply's ``external_id``, so LifeVision never sends it twice."""
+    stop: IntegrationError | Held | None = None
+    with transaction.atomic():
+        reply = (
+            Reply.objects.select_for_update(skip_locked=True)
+            .filter(pk=reply_id, status=ReplyStatus.QUEUED)
+            .first()
+        )
+        if reply is None:
+            return "nothing to send"
+        message = OutboundMessage(
+            external_id=str(reply.external_id),
+            channel="sms",
+            to=reply.to,
+            sender=reply.sender,
+            text=reply.text,
+            tags=[f"reply:{reply.keyword}"],
+        )
+        try:
+            provider_admit("lifevision")
             reply.attempts += 1
-            try:
-                [result] = provider_send("lifevision", [message])
-            except IntegrationError as exc:
-                if not exc.permanent:
-                    raise
-                reply.status, reply.last_error = ReplyStatus.FAILED, exc.message[:300]
-            else:
-                if result.status == "accepted":
-                    reply.status, reply.provider_id = ReplyStatus.SENT, result.provider_id or ""
-                    reply.sent_at = timezone.now()
-                else:
-                    reply.status = ReplyStatus.FAILED
-                    reply.last_error = f"rejected: {result.error_code or 'unknown'}"
-            reply.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
-            if reply.status == ReplyStatus.FAILED:
-                logger.warning("reply %s failed for good: %s", reply.pk, redact(reply.last_error))
-            return str(reply.status)
-    except IntegrationError as exc:
-        with transaction.atomic():
-            reply = Reply.objects.select_for_update().get(pk=reply_id)
-            if reply.status != ReplyStatus.QUEUED:  # another worker got it through meanwhile
-                return str(reply.status)
-            reply.attempts += 1
+            [result] = provider_send("lifevision", [message])
+        except Held as held:
+            stop = held
+        except IntegrationError as exc:
             reply.last_error = exc.message[:300]
-            if reply.attempts >= settings.SEND_MAX_ATTEMPTS:
+            if exc.permanent:
                 reply.status = ReplyStatus.FAILED
-            reply.save(update_fields=["status", "attempts", "last_error"])
-        if reply.status == ReplyStatus.FAILED:
-            logger.warning(
-                "reply %s failed after %s attempts: %s", reply_id, reply.attempts, redact(exc.message)
-            )
-            return str(reply.status)
-        delay_ms = int((exc.retry_after or 0) * 1000) or None
-        raise RetryLater(exc.message, delay_ms or 5000) from exc
+            else:
+                stop = exc
+        else:
+            if result.status == "accepted":
+                reply.status, reply.provider_id = ReplyStatus.SENT, result.provider_id or ""
+                reply.sent_at = timezone.now()
+            else:
+                reply.status = ReplyStatus.FAILED
+                reply.last_error = f"rejected: {result.error_code or 'unknown'}"
+        retry = _stopped_service_message(reply, stop)
+        reply.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
+    if retry is not None:
+        raise retry
+    if reply.status == ReplyStatus.FAILED:
+        logger.warning("reply %s failed for good: %s", reply.pk, redact(reply.last_error))
+    return str(reply.status)
+
+
+def _stopped_service_message(row: Any, stop: IntegrationError | Held | None) -> RetryLater | None:
+    """For a reply or member message that did not reach the provider: the retry to raise, or
+    None after marking it failed when its window is over."""
+    if stop is None:
+        return None
+    held = stop if isinstance(stop, Held) else None
+    error = stop if isinstance(stop, IntegrationError) else None
+    if error is not None and error.throttled:
+        row.attempts -= 1  # a 429 is not an attempt that failed
+    delay = _service_retry(created_at=row.created_at, attempts=row.attempts, error=error, held=held)
+    if delay is None:
+        row.status = "failed"
+        row.last_error = (row.last_error or str(stop))[:300]
+        return None
+    return RetryLater(str(stop), max(int(delay * 1000), 1))
 
 
 # --- the member pages' service messages -------------------------------------------------------
@@ -488,9 +626,9 @@ def reply_send(*, reply_id: int) -> str:
 
 
 def member_message_send(*, message_id: int) -> str:
-    """Hand one queued member message to LifeVision. Raises ``RetryLater`` on a transient failure
-    (after recording the attempt); the retry reuses the message's ``external_id``, so LifeVision
-    never sends it twice."""
+    """Hand one queued member message to LifeVision. Raises ``RetryLater`` when it must be tried
+    again (after recording the attempt), as ``reply_send`` does; the retry reuses the message's
+    ``external_id``, so LifeVision never sends it twice."""
     from comms.web.messages import member_message_compose
     from comms.web.models import MemberMessage, MemberMessageStatus
 
@@ -508,15 +646,19 @@ def member_message_send(*, message_id: int) -> str:
         if message is None:
             row.status = MemberMessageStatus.CANCELLED
         else:
-            row.attempts += 1
+            stop: IntegrationError | Held | None = None
             try:
+                provider_admit("lifevision")
+                row.attempts += 1
                 [result] = provider_send("lifevision", [message])
+            except Held as held:
+                stop = held
             except IntegrationError as exc:
                 row.last_error = exc.message[:300]
-                if exc.permanent or row.attempts >= settings.SEND_MAX_ATTEMPTS:
+                if exc.permanent:
                     row.status = MemberMessageStatus.FAILED
                 else:
-                    retry = RetryLater(exc.message, int((exc.retry_after or 0) * 1000) or 5000)
+                    stop = exc
             else:
                 if result.status == "accepted":
                     row.status, row.provider_id = MemberMessageStatus.SENT, result.provider_id or ""
@@ -524,6 +666,7 @@ def member_message_send(*, message_id: int) -> str:
                 else:
                     row.status = MemberMessageStatus.FAILED
                     row.last_error = f"rejected: {result.error_code or 'unknown'}"
+            retry = _stopped_service_message(row, stop)
         row.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
     if retry is not None:
         raise retry

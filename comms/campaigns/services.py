@@ -30,6 +30,13 @@ from comms.suppression.selectors import FreshnessPreview, freshness_preview
 from comms.web.tokens import short_url
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
+FINISHED = {
+    CampaignStatus.SENT,
+    CampaignStatus.SENT_WITH_FAILURES,
+    CampaignStatus.CANCELLED,
+    CampaignStatus.FAILED,
+}
+RETRYABLE = {CampaignStatus.SENDING, CampaignStatus.SENT_WITH_FAILURES, CampaignStatus.FAILED}
 
 
 @dataclass
@@ -228,7 +235,7 @@ def campaign_resume(*, campaign: Campaign) -> Campaign:
 def campaign_cancel(*, campaign: Campaign) -> Campaign:
     with transaction.atomic():
         locked = _locked(campaign)
-        if locked.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.FAILED):
+        if locked.status in FINISHED:
             raise Conflict(f"a {locked.status} campaign cannot be cancelled")
         locked.status = CampaignStatus.CANCELLED
         locked.finished_at = timezone.now()
@@ -237,6 +244,41 @@ def campaign_cancel(*, campaign: Campaign) -> Campaign:
             campaign=locked, status__in=[DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED]
         ).update(status=DeliveryStatus.CANCELLED, reason="campaign_cancelled")
     return locked
+
+
+def campaign_retry_failed(*, campaign: Campaign) -> tuple[Campaign, int]:
+    """Send again the allowed messages that never reached the provider (failed after their retry
+    window, or refused with the whole request): they are queued once more under their own
+    ``external_id`` (the provider deduplicates, so nobody receives one twice), and each passes
+    the gate again. Messages the provider refused for their recipient, and those it accepted,
+    are left as they are. Returns the campaign and how many were queued."""
+    from comms.campaigns.selectors import failed_not_handed_over
+
+    with transaction.atomic():
+        locked = _locked(campaign)
+        if locked.status not in RETRYABLE:
+            raise Conflict(f"a {locked.status} campaign has no failed messages to retry")
+        retryable = failed_not_handed_over(campaign_id=locked.pk).exclude(last_error__startswith="rejected: ")
+        count = retryable.update(
+            status=DeliveryStatus.QUEUED,
+            reason="",
+            failing_since=None,
+            deferred_until=None,
+            enqueued_at=None,
+        )
+        if not count:
+            raise Conflict("the campaign has no failed messages that can be retried")
+        if locked.provider == Provider.MAILCHIMP:
+            from integrations.mailchimp.models import CampaignSend
+
+            # A fresh retry window for the send (its segment and campaign ids are reused).
+            CampaignSend.objects.filter(campaign=locked).update(failing_since=None, last_error="")
+        locked.status = CampaignStatus.SENDING
+        locked.status_detail = ""
+        locked.finished_at = None
+        locked.save(update_fields=["status", "status_detail", "finished_at", "updated_at"])
+        enqueue_pending(campaign_id=locked.pk)
+    return locked, count
 
 
 def _enqueue_start(campaign_id: int) -> None:

@@ -15,12 +15,19 @@ def start_campaign(campaign_id: int) -> None:
     services.campaign_start(campaign_id=campaign_id)
 
 
-@dramatiq.actor(max_retries=50, min_backoff=2000, max_backoff=300_000, queue_name="send", time_limit=120_000)
+# The budget of a failing message is time (COMMS_SEND_RETRY_WINDOW, kept on its row), not the
+# broker's retry count: an open circuit may hold a batch for hours, so the count never runs out.
+UNLIMITED_RETRIES = 1_000_000
+
+
+@dramatiq.actor(
+    max_retries=UNLIMITED_RETRIES, min_backoff=2000, max_backoff=300_000, queue_name="send", time_limit=120_000
+)
 def send_deliveries(delivery_ids: list[int]) -> None:
     try:
         sending.deliveries_send(delivery_ids=delivery_ids)
     except sending.RetryLater as exc:
-        # The delivery rows count attempts and fail for good after COMMS_SEND_MAX_ATTEMPTS.
+        # The delay is the backoff, a 429's Retry-After or the circuit's next probe.
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 
 
@@ -55,13 +62,13 @@ def process_inbound_sms(receipt_id: int) -> None:
 
 
 @dramatiq.actor(
-    max_retries=20, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
+    max_retries=UNLIMITED_RETRIES, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
 )
 def send_reply(reply_id: int) -> None:
     try:
         sending.reply_send(reply_id=reply_id)
     except sending.RetryLater as exc:
-        # The reply row counts attempts and fails for good after COMMS_SEND_MAX_ATTEMPTS.
+        # The reply fails for good COMMS_SEND_RETRY_WINDOW after it was created.
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 
 

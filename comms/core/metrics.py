@@ -46,6 +46,17 @@ PROVIDER_ERRORS = Counter(
     ["provider", "kind"],
 )
 
+CIRCUIT_TRANSITIONS = Counter(
+    "comms_provider_circuit_transitions",
+    "Circuit breaker changes per provider: to=open (sending paused) or to=closed (resumed).",
+    ["provider", "to"],
+)
+PROVIDER_THROTTLED = Counter(
+    "comms_provider_throttled",
+    "429 answers per provider (each pauses its senders and halves the shared rate).",
+    ["provider"],
+)
+
 
 def gate_observed(channel: str, decisions: Iterable[Any], seconds: float) -> None:
     """Record one live gate call (``decisions``: the Decision objects it returned)."""
@@ -64,6 +75,14 @@ def provider_error(provider: str, *, permanent: bool) -> None:
     PROVIDER_ERRORS.labels(
         provider=provider or "unknown", kind="permanent" if permanent else "transient"
     ).inc()
+
+
+def circuit_transition(provider: str, to: str) -> None:
+    CIRCUIT_TRANSITIONS.labels(provider=provider, to=to).inc()
+
+
+def provider_throttled(provider: str) -> None:
+    PROVIDER_THROTTLED.labels(provider=provider).inc()
 
 
 # --- read at scrape time --------------------------------------------------------------------
@@ -159,11 +178,35 @@ class DatabaseCollector(Collector):
         except Exception:
             logger.warning("metrics: could not read the broker's queue depth")
         yield depth
+        yield from _provider_gauges()
         yield GaugeMetricFamily(
             "comms_metrics_db_up",
             "1 if the scrape-time database figures could be read.",
             value=0 if figures.get("error") else 1,
         )
+
+
+def _provider_gauges() -> Iterable[Metric]:
+    """The circuit and throttle of each provider, read from the shared state (Redis)."""
+    from integrations import health
+
+    available = GaugeMetricFamily(
+        "comms_provider_available",
+        "1 while the provider's circuit is closed, 0 while sending to it is paused.",
+        labels=["provider"],
+    )
+    rate = GaugeMetricFamily(
+        "comms_provider_rate_limit", "Hand-off requests per second allowed now.", labels=["provider"]
+    )
+    try:
+        for provider in sorted(settings.PROVIDER_RATE_LIMITS):
+            current = health.state(provider)
+            available.add_metric([provider], 1 if current.available else 0)
+            rate.add_metric([provider], current.rate)
+    except Exception:
+        logger.warning("metrics: could not read the providers' state")
+    yield available
+    yield rate
 
 
 def render_latest() -> bytes:

@@ -237,7 +237,7 @@ def member_messages_sweep(*, older_than: dt.timedelta | None = None) -> int:
     cutoff = now - (older_than or dt.timedelta(seconds=settings.SEND_SWEEP_AFTER_SECONDS))
     ids = list(
         MemberMessage.objects.filter(
-            status=MemberMessageStatus.QUEUED, created_at__lte=cutoff, created_at__gte=now - SWEEP_HORIZON
+            status=MemberMessageStatus.QUEUED, created_at__lte=cutoff, created_at__gte=now - max(SWEEP_HORIZON, dt.timedelta(seconds=settings.SEND_RETRY_WINDOW))
         ).values_list("pk", flat=True)
     )
     for message_id in ids:

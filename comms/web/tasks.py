@@ -6,17 +6,18 @@ import dramatiq
 from dramatiq_crontab import cron
 
 from comms.campaigns import sending
+from comms.campaigns.tasks import UNLIMITED_RETRIES
 from comms.web import services
 
 
 @dramatiq.actor(
-    max_retries=20, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
+    max_retries=UNLIMITED_RETRIES, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
 )
 def send_member_message(message_id: int) -> None:
     try:
         sending.member_message_send(message_id=message_id)
     except sending.RetryLater as exc:
-        # The row counts attempts and fails for good after COMMS_SEND_MAX_ATTEMPTS.
+        # The message fails for good COMMS_SEND_RETRY_WINDOW after it was created.
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 
 

@@ -154,12 +154,12 @@ class LifeVisionClient:
         detail = f"LifeVision answered {status}: {self._excerpt(response.text)}"
         if status == 429:
             retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-            raise IntegrationError(detail, False, retry_after=retry_after)
+            raise IntegrationError(detail, False, retry_after=retry_after, throttled=True, status=status)
         if status >= 500 or status == 408 or 200 <= status < 300:
             # Any other 2xx is off-contract; retrying with the same ids is safe, so treat it as transient.
-            raise IntegrationError(detail, False)
+            raise IntegrationError(detail, False, status=status)
         # 400, 401 and every other client error or redirect: repeating the request cannot help.
-        raise IntegrationError(detail, True)
+        raise IntegrationError(detail, True, status=status)
 
     def _parse_results(
         self, response: requests.Response, messages: Sequence[OutboundMessage]

@@ -3,8 +3,11 @@
 Run it with ``python -m integrations.lifevision.fake --port 8025`` or use ``FakeLifeVision`` in a
 test. It checks the key, validates and deduplicates batches, rejects bad recipients, keeps what it
 accepted (``.messages``, ``GET /_fake/messages``), fails on request (``.fail_next``,
-``POST /_fake/fail``) and posts signed delivery reports to each message's ``callback_url``.
-Control endpoints: ``GET /_fake/messages``, ``POST /_fake/reset``, ``POST /_fake/fail``.
+``POST /_fake/fail``), goes down for a while (``.outage``, ``POST /_fake/outage``: every request
+answered 503 until it recovers), throttles a share of requests with 429 (``.throttle``,
+``POST /_fake/throttle``) and posts signed delivery reports to each message's ``callback_url``.
+Control endpoints: ``GET /_fake/messages``, ``POST /_fake/reset``, ``POST /_fake/fail``,
+``POST /_fake/outage``, ``POST /_fake/throttle``.
 """
 
 from __future__ import annotations
@@ -97,6 +100,12 @@ class FakeLifeVision:
         self._messages: list[dict[str, Any]] = []
         self._requests = 0
         self._failures: list[_Failure] = []
+        # An outage: every send request is answered with this status until the deadline.
+        self._down: tuple[int, float] | None = None
+        # A 429 storm: this share of send requests is answered 429 with this Retry-After.
+        self._throttle: tuple[float, float] | None = None
+        self._throttle_seen = 0
+        self._failed_requests = 0
         self._server: _Server | None = None
         self._serve_thread: threading.Thread | None = None
         self._report_threads: list[threading.Thread] = []
@@ -159,6 +168,37 @@ class FakeLifeVision:
         with self._lock:
             return self._requests
 
+    @property
+    def failed_requests(self) -> int:
+        """How many send requests were answered with an injected failure (5xx, 429)."""
+        with self._lock:
+            return self._failed_requests
+
+    @property
+    def is_down(self) -> bool:
+        with self._lock:
+            return self._down is not None and self._down[1] > time.monotonic()
+
+    def outage(self, seconds: float | None = None, status: int = 503) -> None:
+        """Answer every send request with ``status`` for ``seconds`` (None: until ``recover``)."""
+        with self._lock:
+            self._down = (status, math.inf if seconds is None else time.monotonic() + seconds)
+
+    def recover(self) -> None:
+        """End an outage and a 429 storm now."""
+        with self._lock:
+            self._down = None
+            self._throttle = None
+
+    def throttle(self, ratio: float, retry_after: float = 1.0) -> None:
+        """Answer ``ratio`` (0–1) of the send requests with 429 and ``Retry-After``, spread evenly
+        (deterministic: of every 10 requests at 0.8, 8 are throttled). 0 ends the storm."""
+        if not 0 <= ratio <= 1:
+            raise ValueError("ratio must lie between 0 and 1")
+        with self._lock:
+            self._throttle = (ratio, retry_after) if ratio > 0 else None
+            self._throttle_seen = 0
+
     def block(self, address: str) -> None:
         """Reject later messages to ``address`` with ``blocked_recipient``."""
         with self._lock:
@@ -170,6 +210,9 @@ class FakeLifeVision:
             self._messages.clear()
             self._requests = 0
             self._failures.clear()
+            self._down = None
+            self._throttle = None
+            self._failed_requests = 0
 
     def fail_next(self, n: int, status: int = 503, retry_after: float | None = None) -> None:
         """Answer the next ``n`` send requests with ``status`` (and ``Retry-After``), storing nothing."""
@@ -268,6 +311,18 @@ class FakeLifeVision:
         with self._lock:
             self._requests += 1
             failure = self._failures.pop(0) if self._failures else None
+            if failure is None and self._down is not None:
+                if self._down[1] > time.monotonic():
+                    failure = _Failure(self._down[0], None)
+                else:
+                    self._down = None
+            if failure is None and self._throttle is not None:
+                ratio, retry_after = self._throttle
+                seen, self._throttle_seen = self._throttle_seen, self._throttle_seen + 1
+                if math.floor((seen + 1) * ratio) > math.floor(seen * ratio):
+                    failure = _Failure(429, retry_after)
+            if failure is not None:
+                self._failed_requests += 1
         if failure is not None:
             extra = {} if failure.retry_after is None else {"Retry-After": f"{failure.retry_after:g}"}
             return failure.status, {"error": "injected failure"}, extra
@@ -336,6 +391,39 @@ class FakeLifeVision:
             return 400, {"error": "bad request", "detail": "status must be an HTTP error (400-599)"}
         self.fail_next(count, status, retry)
         return 200, {"failing": count, "status": status}
+
+    def _handle_outage(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """``{"seconds": 60, "status": 503}`` starts an outage; ``{"seconds": 0}`` ends it."""
+        try:
+            data = _control(raw)
+            seconds = data.get("seconds")
+            status = int(data.get("status", 503))
+            duration = None if seconds is None else float(seconds)
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": "bad request", "detail": str(exc)}
+        if not 400 <= status <= 599:
+            return 400, {"error": "bad request", "detail": "status must be an HTTP error (400-599)"}
+        if duration is not None and duration <= 0:
+            self.recover()
+            return 200, {"down": False}
+        self.outage(duration, status)
+        return 200, {"down": True, "seconds": duration, "status": status}
+
+    def _handle_throttle(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """``{"ratio": 0.8, "retry_after": 1}`` answers that share of requests 429."""
+        try:
+            data = _control(raw)
+            self.throttle(float(data.get("ratio", 0)), float(data.get("retry_after", 1.0)))
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": "bad request", "detail": str(exc)}
+        return 200, {"throttling": data.get("ratio", 0)}
+
+
+def _control(raw: bytes) -> dict[str, Any]:
+    data = json.loads(raw or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
 
 
 def _parse_batch(raw: bytes) -> list[dict[str, Any]]:
@@ -408,12 +496,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {})
         elif path == "/_fake/fail":
             self._reply(*self.fake._handle_fail(raw))
+        elif path == "/_fake/outage":
+            self._reply(*self.fake._handle_outage(raw))
+        elif path == "/_fake/throttle":
+            self._reply(*self.fake._handle_throttle(raw))
         else:
             self._reply(404, {"error": "not found"})
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] == "/_fake/messages":
-            self._reply(200, {"messages": self.fake.messages, "requests": self.fake.requests})
+            self._reply(
+                200,
+                {
+                    "messages": self.fake.messages,
+                    "requests": self.fake.requests,
+                    "failed_requests": self.fake.failed_requests,
+                },
+            )
         else:
             self._reply(404, {"error": "not found"})
 

@@ -20,8 +20,10 @@ import mailchimp_marketing
 import requests
 from mailchimp_marketing.api_client import ApiClientError
 
+from integrations import health
 from integrations.errors import IntegrationError
 
+PROVIDER = "mailchimp"
 SEGMENT_CHUNK = 500
 PAGE_SIZE = 1000
 _EXCERPT_CHARS = 200
@@ -42,10 +44,15 @@ class MailchimpError(IntegrationError):
         status: int | None,
         title: str = "",
         retry_after: float | None = None,
+        held: str = "",
     ) -> None:
-        super().__init__(message, permanent, retry_after=retry_after)
-        self.status = status
+        super().__init__(
+            message, permanent, retry_after=retry_after, throttled=status == 429, status=status
+        )
         self.title = title
+        # Not sent at all: "provider_unavailable" (open circuit), "throttled", "rate_limited" or
+        # "busy" (every shared connection in use). Only the first is an outage.
+        self.held = held
 
 
 def subscriber_hash(email: str) -> str:
@@ -87,7 +94,9 @@ def connection_slot() -> Iterator[None]:
                 yield
                 return
         if time.monotonic() >= deadline:
-            raise MailchimpError("all Mailchimp connections are busy", False, status=None, retry_after=1.0)
+            raise MailchimpError(
+                "all Mailchimp connections are busy", False, status=None, retry_after=1.0, held="busy"
+            )
         time.sleep(0.05)
 
 
@@ -241,17 +250,43 @@ class MailchimpClient:
 
     # --- the one seam -------------------------------------------------------------------------
     def _call(self, what: str, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # The same rules as every provider (integrations.health): no call while the circuit is
+        # open or a 429's pause lasts, and one shared rate limit.
+        try:
+            health.admit(PROVIDER)
+        except health.Held as held:
+            raise MailchimpError(
+                f"Mailchimp not called ({what}): {held}",
+                False,
+                status=None,
+                retry_after=held.delay_s,
+                held=held.reason,
+            ) from None
         with connection_slot():
             try:
                 result = method(*args, **kwargs)
             except ApiClientError as exc:
-                raise self._error(what, exc.status_code, str(exc.text)) from None
+                raise self._reported(self._error(what, exc.status_code, str(exc.text))) from None
         if isinstance(result, requests.Response):
             # Empty bodies come back raw, errors included (an empty 503 or 429 does not raise).
             if not result.ok:
-                raise self._error(what, result.status_code, result.text)
+                raise self._reported(self._error(what, result.status_code, result.text))
+            health.record_success(PROVIDER)
             return {}
+        health.record_success(PROVIDER)
         return result if isinstance(result, dict) else {}
+
+    @staticmethod
+    def _reported(error: MailchimpError) -> MailchimpError:
+        """Tell the shared health state what Mailchimp's answer means, then hand the error back."""
+        if error.throttled:
+            health.record_throttle(PROVIDER, error.retry_after)
+            health.record_success(PROVIDER)
+        elif error.permanent:
+            health.record_success(PROVIDER)  # it answered
+        else:
+            health.record_failure(PROVIDER)
+        return error
 
     def _error(self, what: str, status: int | None, text: str) -> MailchimpError:
         text = text.replace(self._api_key, "[redacted]")

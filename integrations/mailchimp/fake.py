@@ -102,6 +102,7 @@ class FakeMailchimp:
         self.campaigns: dict[str, dict[str, Any]] = {}
         self._requests: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
+        self._down: _Failure | None = None
         self._next_segment = 1
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -185,8 +186,19 @@ class FakeMailchimp:
         with self._lock:
             self._failures.extend(_Failure(status, empty) for _ in range(n))
 
+    def outage(self, status: int = 503) -> None:
+        """Answer every API request with ``status`` (empty-bodied) until ``recover``."""
+        with self._lock:
+            self._down = _Failure(status, True)
+
+    def recover(self) -> None:
+        with self._lock:
+            self._down = None
+            self._failures.clear()
+
     def reset(self) -> None:
         with self._lock:
+            self._down = None
             for list_id in list(self.lists):
                 self.lists[list_id] = FakeList()
             self.campaigns.clear()
@@ -216,7 +228,7 @@ class FakeMailchimp:
             body = "__invalid__"
         with self._lock:
             self._requests.append({"method": method, "path": path, "query": query, "body": body})
-            failure = self._failures.pop(0) if self._failures else None
+            failure = self._failures.pop(0) if self._failures else self._down
         if failure is not None:
             if failure.empty:
                 return _Reply(failure.status)

@@ -65,6 +65,11 @@ class CampaignSend(models.Model):
     removed = models.JSONField(default=list)
     final_diff_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Transient failures of the send (5xx, timeouts): retried until COMMS_SEND_RETRY_WINDOW after
+    # the first, then the campaign fails (a marketer can retry it).
+    failing_since = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
 
     def __str__(self) -> str:
         return f"Mailchimp send of campaign {self.campaign_id}"

@@ -13,6 +13,7 @@ The snapshot time, the members and the removals are kept in ``CampaignSend`` as 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,11 +33,63 @@ from integrations.mailchimp.sync import audience_for
 logger = logging.getLogger(__name__)
 
 
-def _fail(campaign_id: int, detail: str) -> str:
-    Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
-        status=CampaignStatus.FAILED, status_detail=detail[:300], finished_at=timezone.now()
-    )
+class RetryLater(Exception):
+    """Mailchimp is unavailable or throttling: try the send again after ``delay_ms``."""
+
+    def __init__(self, message: str, delay_ms: int) -> None:
+        super().__init__(message)
+        self.delay_ms = delay_ms
+
+
+def _fail(campaign_id: int, detail: str, *, reason: str = "") -> str:
+    """The send failed for good: its allowed messages are failed with the error (never left
+    queued), and the campaign ends ``failed``; a marketer can retry them."""
+    from comms.campaigns.sending import campaign_finish_if_done
+
+    pending = Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.QUEUED)
+    if reason:
+        pending.update(status=DeliveryStatus.FAILED, last_error=detail[:300], reason=reason)
+    else:
+        pending.update(status=DeliveryStatus.FAILED, last_error=detail[:300])
+    if not campaign_finish_if_done(campaign_id=campaign_id):
+        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+            status=CampaignStatus.FAILED, status_detail=detail[:300], finished_at=timezone.now()
+        )
     return "failed"
+
+
+def _transient(campaign: Campaign, exc: MailchimpError) -> str:
+    """Record a transient failure of the send and raise ``RetryLater``, or fail the campaign
+    once COMMS_SEND_RETRY_WINDOW has passed since the first failure. A 429, the shared rate
+    limit or busy connections use up nothing; an open circuit runs the clock and shows the
+    campaign as paused because Mailchimp is unavailable."""
+    from integrations import health
+
+    now = timezone.now()
+    if exc.throttled or exc.held in ("throttled", "rate_limited", "busy"):
+        delay = float(exc.retry_after or 1.0)
+        raise RetryLater(exc.message, max(int((delay + health.jitter(delay)) * 1000), 1))
+    send = CampaignSend.objects.filter(campaign=campaign).first()
+    if send is None:  # before the snapshot nothing was called
+        raise RetryLater(exc.message, int(health.backoff(1) * 1000))
+    held = exc.held == "provider_unavailable"
+    send.failing_since = send.failing_since or now
+    if not held:
+        send.attempts += 1
+        send.last_error = exc.message[:300]
+    send.save(update_fields=["failing_since", "attempts", "last_error"])
+    if held:
+        since = health.state("mailchimp").open_since
+        Campaign.objects.filter(pk=campaign.pk, provider_paused_since__isnull=True).update(
+            provider_paused_since=dt.datetime.fromtimestamp(since, tz=dt.UTC) if since else now
+        )
+    window = dt.timedelta(seconds=settings.SEND_RETRY_WINDOW)
+    remaining = (send.failing_since + window - now).total_seconds()
+    if remaining <= 0:
+        logger.warning("Mailchimp campaign %s failed after its retry window: %s", campaign.pk, exc.message)
+        return _fail(campaign.pk, f"Mailchimp unavailable: {send.last_error or exc.message}", reason="provider_unavailable")
+    delay = float(exc.retry_after or 0.0) if held else health.backoff(send.attempts)
+    raise RetryLater(exc.message, max(int(min(delay, remaining + 0.01) * 1000), 1))
 
 
 def _snapshot(campaign: Campaign) -> None:
@@ -161,9 +214,10 @@ def _campaign_send(campaign_id: int, client: MailchimpClient | None) -> str:
         if exc.permanent:
             logger.error("Mailchimp campaign %s failed: %s", campaign_id, exc.message)
             return _fail(campaign_id, exc.message)
-        raise
+        return _transient(campaign, exc)
     from comms.campaigns.sending import campaign_finish_if_done
 
+    Campaign.objects.filter(pk=campaign_id).update(provider_paused_since=None)
     campaign_finish_if_done(campaign_id=campaign_id)
     return "sent"
 

@@ -19,8 +19,14 @@ from integrations.mailchimp.client import MailchimpError
     time_limit=60_000,
 )
 def mailchimp_unsubscribe(row_id: int) -> None:
-    """Never gives up: a refused member is recorded as failed, anything else is retried."""
-    sync.unsubscribe_push(row_id=row_id)
+    """Never gives up: a refused member is recorded as failed, anything else is retried (after
+    a 429's Retry-After, or the next probe of an open circuit, when Mailchimp says when)."""
+    try:
+        sync.unsubscribe_push(row_id=row_id)
+    except MailchimpError as exc:
+        if exc.retry_after is None:
+            raise
+        raise dramatiq.Retry(exc.message, delay=max(int(exc.retry_after * 1000), 1)) from exc
 
 
 @dramatiq.actor(
@@ -38,13 +44,17 @@ def mailchimp_member_sync(contact_id: int, purpose_id: int) -> None:
 @dramatiq.actor(
     queue_name="mailchimp",
     priority=10,
-    max_retries=20,
+    max_retries=1_000_000,  # the budget is the time window, kept on CampaignSend
     min_backoff=2000,
     max_backoff=300_000,
     time_limit=600_000,
 )
 def mailchimp_send_campaign(campaign_id: int) -> None:
-    send.campaign_send(campaign_id=campaign_id)
+    try:
+        send.campaign_send(campaign_id=campaign_id)
+    except send.RetryLater as exc:
+        # The send fails for good COMMS_SEND_RETRY_WINDOW after its first failure.
+        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 
 
 @dramatiq.actor(

@@ -18,6 +18,10 @@ def fake_lifevision(settings: Any) -> Iterator[FakeLifeVision]:
     settings.LIFEVISION_API_KEY = fake.api_key
     settings.LIFEVISION_WEBHOOK_SECRET = fake.webhook_secret
     settings.SMS_SEND_WINDOW = None  # tests of the window set their own
+    # Short backoffs and probes, so retries in tests take milliseconds (windows set their own).
+    settings.SEND_BACKOFF_MIN = 0.01
+    settings.SEND_BACKOFF_MAX = 0.05
+    settings.PROVIDER_PROBE_INTERVAL = 0.05
     try:
         yield fake
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections import Counter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -448,37 +449,61 @@ def _queued_ids(campaign: Campaign) -> list[int]:
     )
 
 
-def _send_until_settled(ids: list[int], bound: int = 20) -> list[RetryLater]:
-    """Call the batch sender as the actor's retries would, without the backoff."""
+def _send_until_settled(ids: list[int], bound: int = 40) -> list[RetryLater]:
+    """Call the batch sender as the actor's retries would, waiting each (short) delay."""
     errors: list[RetryLater] = []
     for _ in range(bound):
         try:
             sending.deliveries_send(delivery_ids=ids)
         except RetryLater as exc:
             errors.append(exc)
+            assert exc.delay_ms <= 1000, "tests keep their delays short"
+            time.sleep(exc.delay_ms / 1000)
         else:
             return errors
     raise AssertionError(f"the batch was still retrying after {bound} attempts")
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("status", "retry_after", "delay_ms"), [(503, None, 5000), (429, 7, 7000)])
-def test_a_provider_storm_ends_with_every_message_sent_exactly_once(
-    brand, purpose, make_contact, fake_lifevision, drain, settings, status, retry_after, delay_ms
+def test_a_5xx_storm_is_retried_with_growing_jittered_backoff_and_sends_every_message_once(
+    brand, purpose, make_contact, fake_lifevision, drain, settings
 ):
-    settings.SEND_MAX_ATTEMPTS = 3
+    settings.SEND_BACKOFF_MIN, settings.SEND_BACKOFF_MAX = 0.02, 0.08
     allowed = _consented(make_contact, purpose, 5)
     campaign = make_campaign(brand, purpose)
     _send_now(drain, campaign, run=False)
-    fake_lifevision.fail_next(2, status=status, retry_after=retry_after)
+    fake_lifevision.fail_next(3, status=503)
 
     errors = _send_until_settled(_queued_ids(campaign))
 
-    assert [e.delay_ms for e in errors] == [delay_ms, delay_ms]
-    assert fake_lifevision.requests == 3
+    # 0.02, 0.04, 0.08 s, each jittered down to no less than half of it
+    delays = [e.delay_ms / 1000 for e in errors]
+    assert [lo / 2 <= d <= lo for d, lo in zip(delays, [0.02, 0.04, 0.08], strict=True)] == [True] * 3
+    assert fake_lifevision.requests == 4
     assert received_to(fake_lifevision.messages) == Counter(c.mobile for c in allowed)
     sent = Delivery.objects.filter(campaign=campaign)
-    assert {(d.status, d.attempts) for d in sent} == {("sent", 3)}
+    assert {(d.status, d.attempts) for d in sent} == {("sent", 4)}
+    assert all(d.failing_since is not None for d in sent)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+
+
+@pytest.mark.django_db
+def test_a_429_storm_honours_retry_after_and_uses_up_nothing(
+    brand, purpose, make_contact, fake_lifevision, drain, settings
+):
+    allowed = _consented(make_contact, purpose, 5)
+    campaign = make_campaign(brand, purpose)
+    _send_now(drain, campaign, run=False)
+    fake_lifevision.fail_next(3, status=429, retry_after=0.05)
+
+    errors = _send_until_settled(_queued_ids(campaign))
+
+    assert len(errors) >= 3 and all(e.delay_ms >= 50 for e in errors)
+    assert fake_lifevision.requests == 4  # the pause held every other try back before the call
+    assert received_to(fake_lifevision.messages) == Counter(c.mobile for c in allowed)
+    sent = Delivery.objects.filter(campaign=campaign)
+    assert {(d.status, d.attempts, d.failing_since) for d in sent} == {("sent", 1, None)}
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENT
 
@@ -493,8 +518,13 @@ def test_the_send_actor_asks_dramatiq_to_retry_after_the_providers_retry_after(
     fake_lifevision.fail_next(1, status=429, retry_after=12)
     with pytest.raises(dramatiq.Retry) as retry:
         send_deliveries.fn(_queued_ids(campaign))
-    assert retry.value.delay == 12_000
+    assert retry.value.delay is not None and 12_000 <= retry.value.delay <= 24_000
     assert statuses(campaign) == {"queued": 2}
+    # Every sender of the provider now waits out the pause, before the gate and the call.
+    with pytest.raises(dramatiq.Retry) as held:
+        send_deliveries.fn(_queued_ids(campaign))
+    assert held.value.delay is not None and held.value.delay >= 11_000
+    assert fake_lifevision.requests == 1
 
 
 @pytest.mark.django_db
@@ -502,7 +532,6 @@ def test_a_storm_over_many_batches_through_the_actor_loses_and_duplicates_nothin
     brand, purpose, make_contact, fake_lifevision, drain, settings
 ):
     settings.SEND_BATCH_SIZE = 4
-    settings.SEND_MAX_ATTEMPTS = 3
     allowed = _consented(make_contact, purpose, 12)
     campaign = make_campaign(brand, purpose)
     fake_lifevision.fail_next(4, status=502)
@@ -514,33 +543,41 @@ def test_a_storm_over_many_batches_through_the_actor_loses_and_duplicates_nothin
 
 
 @pytest.mark.django_db
-def test_more_failures_than_attempts_are_recorded_as_failed_never_lost(
+def test_failures_past_the_retry_window_are_recorded_as_failed_never_lost(
     brand, purpose, make_contact, fake_lifevision, drain, settings
 ):
-    settings.SEND_MAX_ATTEMPTS = 3
+    settings.SEND_RETRY_WINDOW = 3600
     _consented(make_contact, purpose, 4)
     make_contact()  # denied: a provider outage does not touch the gate's decisions
     campaign = make_campaign(brand, purpose)
     _send_now(drain, campaign, run=False)
     fake_lifevision.fail_next(50, status=503)
+    ids = _queued_ids(campaign)
 
-    errors = _send_until_settled(_queued_ids(campaign))
+    with pytest.raises(RetryLater):
+        sending.deliveries_send(delivery_ids=ids)
+    # An hour of failures later (the clock runs from the first failure)...
+    Delivery.objects.filter(campaign=campaign, failing_since__isnull=False).update(
+        failing_since=timezone.now() - dt.timedelta(seconds=3601)
+    )
+    # ...the next failure settles them; a prompt retry records the gate's denial that rolled
+    # back with the batch.
+    assert len(_send_until_settled(ids)) == 1
 
-    assert len(errors) == 3 and fake_lifevision.requests == 3
-    assert fake_lifevision.messages == []
+    assert fake_lifevision.requests == 2 and fake_lifevision.messages == []
     deliveries = list(Delivery.objects.filter(campaign=campaign).exclude(status="denied"))
-    assert {(d.status, d.reason, d.attempts) for d in deliveries} == {("failed", "provider_unavailable", 3)}
+    assert {(d.status, d.reason, d.attempts) for d in deliveries} == {("failed", "provider_unavailable", 2)}
     assert all("503" in d.last_error for d in deliveries)
     assert statuses(campaign) == {"failed": 4, "denied": 1}
     campaign.refresh_from_db()
-    assert campaign.status != CampaignStatus.SENDING  # settled: nothing left queued
+    assert campaign.status == CampaignStatus.FAILED
+    assert campaign.status_detail == "no message reached the provider; 4 failed (provider_unavailable: 4)"
 
 
 @pytest.mark.django_db
 def test_a_retry_after_an_outage_asks_the_gate_again(
     brand, purpose, make_contact, fake_lifevision, drain, settings
 ):
-    settings.SEND_MAX_ATTEMPTS = 5
     stays, leaves = _consented(make_contact, purpose, 2)
     campaign = make_campaign(brand, purpose)
     _send_now(drain, campaign, run=False)
@@ -688,7 +725,7 @@ def test_a_deferred_delivery_that_meets_an_outage_still_ends_failed_not_stuck(
     brand, purpose, make_contact, fake_lifevision, drain, settings
 ):
     settings.SMS_SEND_WINDOW, _ = _closed_window()
-    settings.SEND_MAX_ATTEMPTS = 2
+    settings.SEND_RETRY_WINDOW = 0.3
     _consented(make_contact, purpose, 2)
     campaign = make_campaign(brand, purpose)
     _send_now(drain, campaign)

@@ -3,9 +3,12 @@ withdrawal between the snapshot and the send call is taken out before the send."
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from comms.campaigns import services
 from comms.campaigns.models import Campaign, CampaignStatus, Delivery
@@ -15,7 +18,7 @@ from comms.errors import InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.models import Purpose
 from integrations.mailchimp import send
-from integrations.mailchimp.client import MailchimpClient, MailchimpError
+from integrations.mailchimp.client import MailchimpClient
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import CampaignSend
 from tests.campaigns.campaign_helpers import PERSON, grant
@@ -124,9 +127,11 @@ def test_a_transient_failure_is_retried_without_a_second_campaign(
         original_send(self, campaign_id)
 
     monkeypatch.setattr(MailchimpClient, "campaign_send", flaky)
-    with pytest.raises(MailchimpError):
+    with pytest.raises(send.RetryLater):
         send.campaign_send(campaign_id=campaign.pk)
     assert Delivery.objects.get(campaign=campaign).status == "queued"
+    record = CampaignSend.objects.get(campaign=campaign)
+    assert record.attempts == 1 and record.failing_since is not None and "503" in record.last_error
     assert send.campaign_send(campaign_id=campaign.pk) == "sent"
     assert len(fake_mailchimp.campaigns) == 1 and len(fake_mailchimp.sent) == 1
 
@@ -149,3 +154,72 @@ def test_a_brand_without_an_audience_cannot_use_mailchimp(
     settings.MAILCHIMP_AUDIENCES = {}
     with pytest.raises(InvalidInput):
         newsletter(brand, purpose)
+
+
+def test_an_outage_past_the_window_fails_the_messages_honestly_and_a_retry_sends_once(
+    fake_mailchimp: FakeMailchimp,
+    brand: Brand,
+    purpose: Purpose,
+    make_contact: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.SEND_RETRY_WINDOW = 60
+    settings.PROVIDER_BREAKER_FAILURES = 2
+    settings.PROVIDER_PROBE_INTERVAL = 1.0
+    for contact in (make_contact(), make_contact()):
+        grant(contact, purpose, "email")
+    campaign = newsletter(brand, purpose)
+    start(campaign, django_capture_on_commit_callbacks)
+    fake_mailchimp.outage()
+
+    for _ in range(3):  # two failures open the circuit; the third try is held, not called
+        with pytest.raises(send.RetryLater):
+            send.campaign_send(campaign_id=campaign.pk)
+    calls = len(fake_mailchimp.requests)
+    with pytest.raises(send.RetryLater):
+        send.campaign_send(campaign_id=campaign.pk)
+    assert len(fake_mailchimp.requests) == calls
+    campaign.refresh_from_db()
+    assert campaign.provider_paused_since is not None  # "paused — provider unavailable"
+
+    CampaignSend.objects.filter(campaign=campaign).update(
+        failing_since=timezone.now() - dt.timedelta(seconds=61)
+    )
+    time.sleep(1.05)
+    assert send.campaign_send(campaign_id=campaign.pk) == "failed"
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.FAILED
+    assert "provider_unavailable: 2" in campaign.status_detail
+    assert {d.status for d in Delivery.objects.filter(campaign=campaign)} == {"failed"}
+
+    fake_mailchimp.recover()
+    time.sleep(1.05)
+    with django_capture_on_commit_callbacks(execute=False):
+        _, queued = services.campaign_retry_failed(campaign=campaign)
+    assert queued == 2
+    assert send.campaign_send(campaign_id=campaign.pk) == "sent"
+    campaign.refresh_from_db()
+    assert campaign.status == "sent"
+    assert campaign.provider_paused_since is None
+    assert len(fake_mailchimp.campaigns) == 1 and len(fake_mailchimp.sent) == 1
+
+
+def test_a_429_from_mailchimp_waits_and_uses_up_nothing(
+    fake_mailchimp: FakeMailchimp,
+    brand: Brand,
+    purpose: Purpose,
+    contact: Contact,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    grant(contact, purpose, "email")
+    campaign = newsletter(brand, purpose)
+    start(campaign, django_capture_on_commit_callbacks)
+    fake_mailchimp.fail_next(1, 429, empty=False)
+    with pytest.raises(send.RetryLater) as retry:
+        send.campaign_send(campaign_id=campaign.pk)
+    assert retry.value.delay_ms >= 1000
+    record = CampaignSend.objects.get(campaign=campaign)
+    assert (record.attempts, record.failing_since) == (0, None)
+    time.sleep(1.05)
+    assert send.campaign_send(campaign_id=campaign.pk) == "sent"

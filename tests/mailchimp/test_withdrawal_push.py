@@ -3,8 +3,10 @@ Mailchimp has it; never ``delete-permanent``."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
@@ -29,6 +31,10 @@ def run_push_until_done(row_id: int, limit: int = 20) -> int:
             tasks.mailchimp_unsubscribe(row_id)
         except MailchimpError as exc:
             assert not exc.permanent
+            continue
+        except dramatiq.Retry as retry:  # a 429: after its Retry-After
+            assert retry.delay is not None and retry.delay <= 2000
+            time.sleep(retry.delay / 1000)
             continue
         return attempt
     raise AssertionError("the push never succeeded")

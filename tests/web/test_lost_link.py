@@ -3,13 +3,16 @@ for unknown addresses, and rate limits per client and per address."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from comms.campaigns.sending import member_message_send
+from comms.campaigns.sending import RetryLater, member_message_send
 from comms.suppression.models import ConsentEvent
 from comms.web.models import MemberMessage
 
@@ -122,3 +125,26 @@ def test_staff_see_every_member_message_read_only_in_the_admin(member, admin_cli
     assert listing.status_code == 200
     assert f"/admin/web/membermessage/{message.pk}/change/" in listing.content.decode()
     assert admin_client.get("/admin/web/membermessage/add/").status_code == 403
+
+
+def test_a_fresh_link_waits_out_an_outage_and_fails_only_after_the_retry_window(
+    member, fake_lifevision, settings
+):
+    settings.SEND_RETRY_WINDOW = 60
+    ask("kari@example.no")
+    message = MemberMessage.objects.get()
+    fake_lifevision.fail_next(1, status=429, retry_after=0.05)
+    with pytest.raises(RetryLater):
+        member_message_send(message_id=message.pk)
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("queued", 0)  # a 429 uses up nothing
+
+    fake_lifevision.outage()
+    time.sleep(0.06)
+    with pytest.raises(RetryLater):
+        member_message_send(message_id=message.pk)
+    MemberMessage.objects.filter(pk=message.pk).update(created_at=timezone.now() - dt.timedelta(seconds=61))
+    assert member_message_send(message_id=message.pk) == "failed"
+    message.refresh_from_db()
+    assert message.attempts == 2 and "503" in message.last_error
+    assert fake_lifevision.messages == []
