@@ -122,21 +122,27 @@ def _locked_heads(chain_numbers: Sequence[int]) -> dict[int, ChainHead]:
     heads = _select_heads(numbers)
     missing = [number for number in numbers if number not in heads]
     if missing:
-        broken = bulk.run(
-            "SELECT DISTINCT chain FROM suppression_consentevent WHERE chain = ANY(%s::int[]) ORDER BY chain",
-            [missing],
-        )
-        if broken:
-            raise LedgerBroken(
-                f"the head of chain {broken[0][0]} is missing but the chain has events: "
-                "run verify_ledger; nothing is appended to a chain without its head"
-            )
+        # Waits for a concurrent creator's uncommitted row, then does nothing.
         bulk.run(
             "INSERT INTO suppression_chainhead (chain, seq, hash, updated_at)"
             " SELECT n, 0, %s, now() FROM unnest(%s::int[]) AS t(n) ON CONFLICT (chain) DO NOTHING",
             [GENESIS_HASH, missing],
         )
         heads = _select_heads(numbers)  # ours or a concurrent creator's, locked now
+    # Under the head's lock every event of its chain is behind it: a head at seq 0 on a chain
+    # with events was deleted (and just recreated by us, which the caller's rollback undoes).
+    fresh = [number for number, head in heads.items() if head.seq == 0]
+    if fresh:
+        broken = bulk.run(
+            "SELECT n FROM unnest(%s::int[]) AS t(n)"
+            " WHERE EXISTS (SELECT 1 FROM suppression_consentevent e WHERE e.chain = t.n) ORDER BY n",
+            [fresh],
+        )
+        if broken:
+            raise LedgerBroken(
+                f"the head of chain {broken[0][0]} is missing but the chain has events: "
+                "run verify_ledger; nothing is appended to a chain without its head"
+            )
     return heads
 
 
@@ -152,16 +158,16 @@ def _select_heads(numbers: list[int]) -> dict[int, ChainHead]:
 def _locked_head_orm(chain_number: int) -> ChainHead:
     """SQLite (the zero-setup default, one writer at a time): the same rule through the ORM."""
     head = ChainHead.objects.select_for_update().filter(chain=chain_number).first()
-    if head is not None:
-        return head
-    if ConsentEvent.objects.filter(chain=chain_number).exists():
+    if head is None:
+        try:
+            with transaction.atomic():
+                ChainHead.objects.create(chain=chain_number, seq=0, hash=GENESIS_HASH)
+        except IntegrityError:
+            pass  # another transaction created it first; lock theirs
+        head = ChainHead.objects.select_for_update().get(chain=chain_number)
+    if head.seq == 0 and ConsentEvent.objects.filter(chain=chain_number).exists():
         raise LedgerBroken(f"the head of chain {chain_number} is missing but the chain has events")
-    try:
-        with transaction.atomic():
-            ChainHead.objects.create(chain=chain_number, seq=0, hash=GENESIS_HASH)
-    except IntegrityError:
-        pass  # another transaction created it first; lock theirs
-    return ChainHead.objects.select_for_update().get(chain=chain_number)
+    return head
 
 
 @dataclass
