@@ -103,7 +103,8 @@ def _unsaved_campaign(form: CampaignForm, base: Campaign | None = None) -> Campa
     field is missing or wrong (a count over a half-read audience would mislead). The services'
     own checks land on the form as errors."""
     valid = form.is_valid()
-    data = form.cleaned_data
+    data = dict(form.cleaned_data)  # add_error() below takes a field out of cleaned_data
+    audience = form.audience()
     if not data.get("purpose") or any(name in form.errors for name in AUDIENCE_FORM_FIELDS):
         return None
     purpose = form.brand.purposes.filter(key=data["purpose"]).first()
@@ -120,7 +121,7 @@ def _unsaved_campaign(form: CampaignForm, base: Campaign | None = None) -> Campa
         channel=form.channel,
         purpose=purpose,
         name=data.get("name") or "",
-        audience=form.audience(),
+        audience=audience,
         subject=data.get("subject") or "",
         html=data.get("html") or "",
         text=data.get("text") or "",
