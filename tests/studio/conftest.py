@@ -37,3 +37,10 @@ def studio(marketer: User) -> Client:
     client = Client()
     client.force_login(marketer)
     return client
+
+
+@pytest.fixture
+def drain(broker: Any, django_capture_on_commit_callbacks: Any) -> Any:
+    from tests.campaigns.campaign_helpers import Drain
+
+    return Drain(broker, django_capture_on_commit_callbacks)
