@@ -9,7 +9,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from comms.campaigns import selectors, services
 from comms.campaigns.models import Campaign, Delivery
@@ -98,6 +100,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = [
         "id",
         "name",
+        "studio_link",
         "brand",
         "channel",
         "status",
@@ -109,7 +112,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     ]
     list_filter = ["status", "brand", "channel"]
     search_fields = ["name"]
-    readonly_fields = ["status", "counts", "created_by", "started_at", "finished_at"]
+    readonly_fields = ["studio_link", "status", "counts", "created_by", "started_at", "finished_at"]
     actions = ["preview", "send_now", "schedule", "pause", "resume", "cancel"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
@@ -123,6 +126,14 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 n_deferred=Count("deliveries", filter=Q(deliveries__status="deferred")),
                 n_failed=Count("deliveries", filter=Q(deliveries__status__in=["failed", "bounced"])),
             )
+        )
+
+    @admin.display(description=_("in the studio"))
+    def studio_link(self, obj: Campaign) -> str:
+        if not obj.pk:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("studio:campaign", args=[obj.pk]), _("Open in the studio")
         )
 
     @admin.display(description="sent")
