@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
@@ -52,11 +52,14 @@ def studio_language(request: HttpRequest) -> str:
     return lang if lang in LANGUAGES else settings.LANGUAGE_CODE
 
 
-def studio_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+V = TypeVar("V", bound=HttpResponseBase)
+
+
+def studio_view(view: Callable[..., V]) -> Callable[..., V | HttpResponse]:
     """Login required, a studio group required (else 403), and the studio's language."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> V | HttpResponse:
         with translation.override(studio_language(request)):
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), reverse("studio:login"))

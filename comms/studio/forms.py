@@ -74,15 +74,20 @@ class CampaignForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.brand, self.channel = brand, channel
         purposes = [p for p in Purpose.objects.filter(brand=brand).order_by("name") if p.allows_channel(channel)]
-        self.fields["purpose"].choices = [("", _("Choose a purpose")), *((p.key, p.name) for p in purposes)]
-        self.fields["centres"].choices = [(c.key, c.name) for c in brand.centres.order_by("name")]
-        self.fields["tags"].choices = [(t.name, t.name) for t in Tag.objects.order_by("name")]
+        self._choices("purpose", [("", _("Choose a purpose")), *((p.key, p.name) for p in purposes)])
+        self._choices("centres", [(c.key, c.name) for c in brand.centres.order_by("name")])
+        self._choices("tags", [(t.name, t.name) for t in Tag.objects.order_by("name")])
         self.fields["text"].label = _("SMS text") if channel == "sms" else _("Plain-text part")
         if channel == "sms":
             for name in ("subject", "html"):
                 del self.fields[name]
         else:
             del self.fields["sms_max_segments"]
+
+    def _choices(self, name: str, choices: list[tuple[str, Any]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

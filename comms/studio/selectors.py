@@ -105,7 +105,7 @@ def opt_outs_by_campaign(*, campaign_ids: list[int]) -> dict[int, int]:
     for campaign_id, contact_id, channel, sent_at in deliveries.filter(
         contact_id__in=list(by_contact)
     ).values_list("campaign_id", "contact_id", "channel", "sent_at"):
-        if any(
+        if sent_at is not None and any(
             (event_channel in ("", channel)) and sent_at <= occurred_at <= sent_at + OPT_OUT_ATTRIBUTION
             for event_channel, occurred_at in by_contact[contact_id]
         ):
@@ -161,13 +161,13 @@ def daily_series(*, brands: QuerySet[Brand], days: int = 90, today: dt.date | No
     for row in sent:
         if row["day"] in index:
             slot(row["campaign__brand_id"], row["channel"])[0][index[row["day"]]] += row["n"]
-    for row in opted:
-        brand_id = row["brand_id"] or row["contact__brand_id"]
-        if row["day"] not in index or brand_id is None:
+    for event in opted:
+        brand_id = event["brand_id"] or event["contact__brand_id"]
+        if event["day"] not in index or brand_id is None:
             continue
         # An opt-out of every channel counts on both charts of the brand.
-        for channel in [row["channel"]] if row["channel"] else ["email", "sms"]:
-            slot(brand_id, channel)[1][index[row["day"]]] += row["n"]
+        for channel in [event["channel"]] if event["channel"] else ["email", "sms"]:
+            slot(brand_id, channel)[1][index[event["day"]]] += event["n"]
     by_id = {brand.pk: brand for brand in brands}
     return [
         Series(brand=by_id[brand_id], channel=channel, days=axis, messages=values[0], opt_outs=values[1])

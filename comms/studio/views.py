@@ -12,8 +12,8 @@ from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
-from django.utils import translation
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -61,6 +61,7 @@ def login(request: HttpRequest) -> HttpResponse:
         response = _login_view(request)
         if isinstance(response, TemplateResponse):
             response.render()
+    assert isinstance(response, HttpResponse)
     return response
 
 

@@ -40,7 +40,7 @@ def studio(marketer: User) -> Client:
 
 
 @pytest.fixture
-def drain(broker: Any, django_capture_on_commit_callbacks: Any) -> Any:
+def drain(broker: Any, django_capture_on_commit_callbacks: Any) -> Any:  # noqa: F811
     from tests.campaigns.campaign_helpers import Drain
 
     return Drain(broker, django_capture_on_commit_callbacks)

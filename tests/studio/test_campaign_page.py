@@ -37,7 +37,7 @@ def campaign(brand, make_purpose, make_contact) -> Campaign:
 
 
 def page_of(studio: Any, campaign: Campaign) -> str:
-    return studio.get(f"/studio/campaigns/{campaign.pk}/").content.decode()
+    return str(studio.get(f"/studio/campaigns/{campaign.pk}/").content.decode())
 
 
 def test_schedule_pause_resume_and_cancel_from_the_page(studio, campaign):
