@@ -9,13 +9,21 @@ from collections.abc import Sequence
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH, HEIGHT, PAD = 720, 160, 24
+PAD = 24
+MAX_BAR = 36
 
 
 def bar_line_chart(
-    *, days: Sequence[dt.date | dt.datetime], bars: Sequence[int], line: Sequence[int] | None, label: str
+    *,
+    days: Sequence[dt.date | dt.datetime],
+    bars: Sequence[int],
+    line: Sequence[int] | None,
+    label: str,
+    width: int = 720,
+    height: int = 160,
 ) -> SafeString:
     """An SVG with one bar per slot (messages) and, optionally, a line (opt-outs) on its own scale."""
+    WIDTH, HEIGHT = width, height  # noqa: N806 - read as the constants of one drawing
     n = max(len(days), 1)
     plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
     top = max(bars, default=0) or 1
@@ -31,8 +39,9 @@ def bar_line_chart(
             continue
         h = plot_h * value / top
         x = PAD + i * step
+        bar = min(max(step * 0.8, 1), MAX_BAR)
         parts.append(
-            f'<rect x="{x + step * 0.1:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{max(step * 0.8, 1):.1f}"'
+            f'<rect x="{x + (step - bar) / 2:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{bar:.1f}"'
             f' height="{h:.1f}" fill="#0b6157"><title>{escape(_day(days[i]))}: {value}</title></rect>'
         )
     if line is not None and any(line):

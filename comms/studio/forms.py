@@ -71,6 +71,7 @@ class CampaignForm(forms.Form):
     )
 
     def __init__(self, *args: Any, brand: Brand, channel: str, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.brand, self.channel = brand, channel
         purposes = [p for p in Purpose.objects.filter(brand=brand).order_by("name") if p.allows_channel(channel)]
@@ -147,6 +148,10 @@ class CampaignForm(forms.Form):
 
 
 class ScheduleForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     send_at = forms.DateTimeField(
         label=_("Send at (Norwegian time)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -163,6 +168,10 @@ class ScheduleForm(forms.Form):
 
 
 class TestSendForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     recipients = forms.CharField(
         label=_("Send a test to"),
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -240,14 +240,19 @@ def campaign_report(*, campaign: Campaign) -> Report:
     report.failed = (per_reason[DeliveryStatus.FAILED] + per_reason[DeliveryStatus.BOUNCED]).most_common()
     report.opt_outs = opts if (opts := opt_outs_by_campaign(campaign_ids=[campaign.pk]).get(campaign.pk)) else 0
     report.test_sends = campaign.test_sends.count()
-    report.timeline = [
-        (row["hour"], row["n"])
+    per_hour = {
+        row["hour"]: row["n"]
         for row in Delivery.objects.filter(campaign=campaign, sent_at__isnull=False)
         .annotate(hour=TruncHour("sent_at"))
         .values("hour")
         .annotate(n=Count("id"))
-        .order_by("hour")
-    ]
+    }
+    if per_hour:
+        # Every hour from the first to the last, the quiet ones too (at most a week of them).
+        hour, last = min(per_hour), max(per_hour)
+        while hour <= last and len(report.timeline) < 24 * 7:
+            report.timeline.append((hour, per_hour.get(hour, 0)))
+            hour += dt.timedelta(hours=1)
     return report
 
 

@@ -78,6 +78,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 days=series.days,
                 bars=series.messages,
                 line=series.opt_outs,
+                width=420,
+                height=150,
                 label=_("%(brand)s, %(channel)s: %(messages)s messages and %(opt_outs)s opt-outs in 90 days")
                 % {
                     "brand": series.brand.name,
