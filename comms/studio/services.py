@@ -8,21 +8,46 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
 from comms.campaigns.models import Campaign, Provider
 from comms.campaigns.providers import provider_send
 from comms.contacts.addresses import normalise_address
+from comms.contacts.models import Brand
 from comms.core.logs import redact
 from comms.errors import InvalidInput
-from comms.studio.access import STUDIO_GROUPS
-from comms.studio.models import TestSend, TestSendStatus
+from comms.studio.access import MARKETER_GROUP, STUDIO_GROUPS
+from comms.studio.models import BrandAccess, TestSend, TestSendStatus
 from comms.studio.preview import message_preview, sample_contact
 from integrations.errors import IntegrationError
 
 logger = logging.getLogger(__name__)
 TEST_PREFIX = "[TEST] "
+
+
+def studio_user_upsert(
+    *, username: str, password: str, email: str = "", brands: list[Brand], group: str = MARKETER_GROUP
+) -> AbstractBaseUser:
+    """A Django user in a studio group with access to ``brands`` (created, or its password, group
+    and brands set again)."""
+    if group not in STUDIO_GROUPS:
+        raise InvalidInput("group", f"must be one of {', '.join(STUDIO_GROUPS)}")
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.filter(username=username).first()
+        if user is None:
+            user = user_model.objects.create_user(username=username, email=email, password=password)
+        else:
+            user.set_password(password)
+            user.save()
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+        BrandAccess.objects.filter(user=user).exclude(brand__in=brands).delete()
+        for brand in brands:
+            BrandAccess.objects.get_or_create(user=user, brand=brand)
+    return user
 
 
 def _staff_emails() -> set[str]:

@@ -66,3 +66,16 @@ def test_the_admin_stays_norwegian_after_an_english_studio_page(studio, marketer
     marketer.is_staff = marketer.is_superuser = True
     marketer.save()
     assert "Logg ut" in studio.get("/admin/").content.decode() or "Logg" in studio.get("/admin/").content.decode()
+
+
+def test_studio_user_upsert_makes_a_marketer_of_the_brands_given(brand, other_brand):
+    from comms.studio.access import studio_brands
+    from comms.studio.services import studio_user_upsert
+
+    user = studio_user_upsert(username="demo", password="pw-1234567890", brands=[brand])
+    assert list(studio_brands(user)) == [brand]
+    again = studio_user_upsert(username="demo", password="pw-0987654321", brands=[other_brand])
+    assert again.pk == user.pk and list(studio_brands(again)) == [other_brand]
+    client = Client()
+    assert client.login(username="demo", password="pw-0987654321")
+    assert client.get("/studio/").status_code == 200
