@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from comms.campaigns.followups.services import FollowUpRuleInput
 from comms.campaigns.services import CampaignInput
 from comms.contacts.models import Brand, Tag
 from comms.errors import InvalidInput
@@ -188,3 +189,94 @@ class TestSendForm(forms.Form):
                 _("At most %(n)s addresses at a time.") % {"n": settings.STUDIO_TEST_SEND_MAX}
             )
         return recipients
+
+
+TRIGGERS = {
+    "trial_visit": _("After a trial visit (guests and leads)"),
+    "class_booking": _("After a class booking"),
+    "no_visit": _("A member without a visit for some days"),
+}
+
+
+class FollowUpRuleForm(forms.Form):
+    """A follow-up rule: the trigger and its timing, and the message (the rule's campaign)."""
+
+    name = forms.CharField(label=_("Rule name"), max_length=150)
+    trigger = forms.ChoiceField(label=_("Trigger"), choices=list(TRIGGERS.items()))
+    delay_hours = forms.IntegerField(
+        label=_("Hours after the trigger"), min_value=0, help_text=_("24 = the day after.")
+    )
+    inactive_days = forms.IntegerField(
+        label=_("Days without a visit"), min_value=1, required=False, help_text=_("Only for members without a visit.")
+    )
+    purpose = forms.ChoiceField(label=_("Purpose"))
+    subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
+    html = forms.CharField(
+        label=_("E-mail (HTML)"), required=False, max_length=20000, widget=forms.Textarea(attrs={"rows": 6})
+    )
+    text = forms.CharField(label=_("Text"), max_length=20000, widget=forms.Textarea(attrs={"rows": 5}), required=False)
+    sms_max_segments = forms.IntegerField(
+        label=_("Longest SMS, in segments"), min_value=1, max_value=10, initial=2, required=False
+    )
+    active = forms.BooleanField(label=_("Active: plan follow-ups for new visits"), required=False, initial=True)
+
+    def __init__(self, *args: Any, brand: Brand, channel: str, existing: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.brand, self.channel = brand, channel
+        purposes = [p for p in Purpose.objects.filter(brand=brand).order_by("name") if p.allows_channel(channel)]
+        field = self.fields["purpose"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", _("Choose a purpose")), *((p.key, p.name) for p in purposes)]
+        self.fields["text"].label = _("SMS text") if channel == "sms" else _("Plain-text part")
+        if existing:
+            # A rule's trigger decides what its follow-ups already are: it cannot change.
+            self.fields["trigger"].disabled = True
+        if channel == "sms":
+            for name in ("subject", "html"):
+                del self.fields[name]
+        else:
+            del self.fields["sms_max_segments"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("trigger") != "no_visit":
+            data["inactive_days"] = None
+        elif data.get("inactive_days") is None and "inactive_days" not in self.errors:
+            self.add_error("inactive_days", _("Give the days without a visit."))
+        return data
+
+    def to_input(self) -> FollowUpRuleInput:
+        data = self.cleaned_data
+        return FollowUpRuleInput(
+            name=data["name"],
+            trigger=data["trigger"],
+            delay_hours=data["delay_hours"],
+            inactive_days=data.get("inactive_days"),
+            channel=self.channel,
+            purpose=data["purpose"],
+            subject=data.get("subject", ""),
+            html=data.get("html", ""),
+            text=data.get("text", ""),
+            sms_max_segments=data.get("sms_max_segments") or 2,
+            active=bool(data.get("active")),
+        )
+
+    def add_service_error(self, error: InvalidInput) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)
+
+    @classmethod
+    def initial_for(cls, rule: Any) -> dict[str, Any]:
+        campaign = rule.campaign
+        return {
+            "name": rule.name,
+            "trigger": rule.trigger,
+            "delay_hours": rule.delay_hours,
+            "inactive_days": rule.inactive_days,
+            "purpose": campaign.purpose.key,
+            "subject": campaign.subject,
+            "html": campaign.html,
+            "text": campaign.text,
+            "sms_max_segments": campaign.sms_max_segments,
+            "active": campaign.status == "sending",
+        }

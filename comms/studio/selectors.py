@@ -14,7 +14,8 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
-from comms.campaigns.models import Campaign, Delivery, DeliveryStatus
+from comms.campaigns.followups.handoff import PLANNED
+from comms.campaigns.models import Campaign, Delivery, DeliveryStatus, FollowUp, FollowUpRule
 from comms.contacts.models import Brand
 from comms.suppression.models import Action, ConsentEvent, Source
 
@@ -32,13 +33,10 @@ OPT_OUT_ATTRIBUTION = dt.timedelta(days=7)
 SENT_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.BOUNCED)
 
 
-def studio_campaigns(*, brands: QuerySet[Brand]) -> QuerySet[Campaign]:
-    """The brands' campaigns, without the campaigns that carry follow-up rules."""
-    return (
-        Campaign.objects.filter(brand__in=brands, followup_rule__isnull=True)
-        .select_related("brand", "purpose")
-        .order_by("-id")
-    )
+def studio_campaigns(*, brands: QuerySet[Brand], include_rules: bool = False) -> QuerySet[Campaign]:
+    """The brands' campaigns; without the campaigns that carry follow-up rules unless asked."""
+    campaigns = Campaign.objects.filter(brand__in=brands).select_related("brand", "purpose").order_by("-id")
+    return campaigns if include_rules else campaigns.filter(followup_rule__isnull=True)
 
 
 @dataclass
@@ -282,3 +280,32 @@ def deliveries_csv_rows(*, campaign: Campaign) -> Iterator[list[Any]]:
         .iterator(chunk_size=2000)
     ):
         yield [value.isoformat() if isinstance(value, dt.datetime) else value for value in row]
+
+
+def studio_followup_rules(*, brands: QuerySet[Brand]) -> QuerySet[FollowUpRule]:
+    return (
+        FollowUpRule.objects.filter(brand__in=brands)
+        .select_related("brand", "campaign", "campaign__purpose")
+        .order_by("brand__key", "id")
+    )
+
+
+@dataclass
+class FollowUpWatch:
+    rule: FollowUpRule
+    report: Report
+    planned: int
+    upcoming: list[FollowUp]
+
+
+def followup_watch(*, rule: FollowUpRule, upcoming: int = 20) -> FollowUpWatch:
+    """What a rule has planned (and the next ones due), what went out and why not: its campaign's
+    report, where a planned follow-up is a delivery deferred with the reason ``planned``."""
+    report = campaign_report(campaign=rule.campaign)
+    planned = dict(report.deferred).get(PLANNED, 0)
+    next_due = list(
+        FollowUp.objects.filter(rule=rule, delivery__status=DeliveryStatus.DEFERRED, delivery__reason=PLANNED)
+        .select_related("delivery")
+        .order_by("due_at", "id")[:upcoming]
+    )
+    return FollowUpWatch(rule=rule, report=report, planned=planned, upcoming=next_due)

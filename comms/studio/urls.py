@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.i18n import set_language
 
-from comms.studio import views
+from comms.studio import followup_views, views
 
 app_name = "studio"
 urlpatterns = [
@@ -21,4 +21,7 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/test/", views.campaign_test, name="campaign-test"),
     path("campaigns/<int:campaign_id>/deliveries.csv", views.campaign_csv, name="campaign-csv"),
     path("campaigns/<int:campaign_id>/<slug:action>/", views.campaign_action, name="campaign-action"),
+    path("followups/", followup_views.followup_list, name="followups"),
+    path("followups/new/", followup_views.followup_new, name="followup-new"),
+    path("followups/<int:rule_id>/", followup_views.followup_detail, name="followup"),
 ]

@@ -39,10 +39,9 @@ ACTIONS = {
 LIVE_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
 
 
-def _campaign(request: HttpRequest, campaign_id: int) -> Campaign:
-    campaign = (
-        selectors.studio_campaigns(brands=studio_brands(request.user)).filter(pk=campaign_id).first()
-    )
+def _campaign(request: HttpRequest, campaign_id: int, *, include_rules: bool = False) -> Campaign:
+    brands = studio_brands(request.user)
+    campaign = selectors.studio_campaigns(brands=brands, include_rules=include_rules).filter(pk=campaign_id).first()
     if campaign is None:
         raise Http404("no such campaign")
     return campaign
@@ -345,7 +344,7 @@ class _Echo:
 @require_GET
 @studio_view
 def campaign_csv(request: HttpRequest, campaign_id: int) -> StreamingHttpResponse:
-    campaign = _campaign(request, campaign_id)
+    campaign = _campaign(request, campaign_id, include_rules=True)  # a follow-up rule's too
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
         (writer.writerow(row) for row in selectors.deliveries_csv_rows(campaign=campaign)),
