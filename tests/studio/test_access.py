@@ -79,3 +79,15 @@ def test_studio_user_upsert_makes_a_marketer_of_the_brands_given(brand, other_br
     client = Client()
     assert client.login(username="demo", password="pw-0987654321")
     assert client.get("/studio/").status_code == 200
+
+
+def test_the_studio_login_shares_the_admins_throttle(marketer):
+    from django.core.cache import cache
+
+    cache.clear()
+    client = Client(REMOTE_ADDR="10.9.0.1")
+    for _ in range(5):
+        assert client.post("/studio/login/", {"username": "mia", "password": "wrong"}).status_code == 200
+    blocked = client.post("/studio/login/", {"username": "mia", "password": "studio-pass-1234"})
+    assert blocked.status_code == 429
+    cache.clear()

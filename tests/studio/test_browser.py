@@ -112,6 +112,12 @@ def test_a_marketer_composes_tests_schedules_and_sends_a_campaign(
         for row in denials.all()
     }
 
+    # Keyboard: from the text field, Tab reaches the segment limit and then the save button.
+    desk.get_by_label("SMS-tekst").focus()
+    desk.keyboard.press("Tab")
+    expect(desk.get_by_label("Lengste SMS, i segmenter")).to_be_focused()
+    desk.keyboard.press("Tab")
+    expect(desk.get_by_role("button", name="Lagre som utkast")).to_be_focused()
     desk.get_by_label("SMS-tekst").fill("Hei {first_name}! Vinterpris på årskort hos {brand} denne uka.")
     expect(desk.locator("#sms-preview")).to_contain_text("Hei Kari! Vinterpris på årskort hos FIT24 denne uka.")
     expect(desk.locator("#opt-out-line")).to_have_text(re.compile(r"^Avmeld: http://.+/s/\w+$"))
