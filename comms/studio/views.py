@@ -225,9 +225,11 @@ def composer_preview(request: HttpRequest) -> HttpResponse:
     return render(request, "studio/_preview.html", context)
 
 
-def _detail_context(request: HttpRequest, campaign: Campaign, **extra: Any) -> dict[str, Any]:
+def _report_context(campaign: Campaign) -> dict[str, Any]:
+    """What the report block shows: deliveries counted by status and reason (no gate preview,
+    so the 3-second poll stays cheap)."""
     report = selectors.campaign_report(campaign=campaign)
-    context: dict[str, Any] = {
+    return {
         "campaign": campaign,
         "report": report,
         "report_chart": bar_line_chart(
@@ -240,6 +242,12 @@ def _detail_context(request: HttpRequest, campaign: Campaign, **extra: Any) -> d
         "deferred": [(reason_label(code), n) for code, n in report.deferred],
         "failed": [(reason_label(code), n) for code, n in report.failed],
         "live": campaign.status in LIVE_STATUSES,
+    }
+
+
+def _detail_context(request: HttpRequest, campaign: Campaign, **extra: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        **_report_context(campaign),
         "editable": campaign.status in campaign_services.EDITABLE and campaign.started_at is None,
         "schedule_form": extra.pop("schedule_form", None) or ScheduleForm(initial={"send_at": campaign.send_at}),
         "test_form": extra.pop("test_form", None) or TestSendForm(),
@@ -250,8 +258,8 @@ def _detail_context(request: HttpRequest, campaign: Campaign, **extra: Any) -> d
         **extra,
     }
     if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED):
+        # Before sending: the audience and the gate's would-be denials as of now.
         context.update(_preview_context(campaign))
-        context["message"] = message_preview(campaign=campaign)
     return context
 
 
@@ -267,7 +275,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
 def campaign_report(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The report block alone: the campaign page polls it (htmx) while the campaign is live."""
     campaign = _campaign(request, campaign_id)
-    return render(request, "studio/_report.html", _detail_context(request, campaign))
+    return render(request, "studio/_report.html", _report_context(campaign))
 
 
 @require_POST

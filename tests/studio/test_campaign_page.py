@@ -99,6 +99,7 @@ def test_the_report_polls_while_the_campaign_is_live(studio, campaign):
     assert f'hx-get="/studio/campaigns/{campaign.pk}/report/" hx-trigger="every 3s"' in page
     fragment = studio.get(f"/studio/campaigns/{campaign.pk}/report/")
     assert fragment.status_code == 200 and 'id="report-block"' in fragment.content.decode()
+    assert "audience-size" not in fragment.content.decode()  # the poll does not run the gate's preview
 
 
 def test_a_test_send_reaches_the_provider_once_and_counts_for_nothing(
