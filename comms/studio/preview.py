@@ -31,7 +31,9 @@ class MessagePreview:
 
 def sample_contact(campaign: Campaign) -> Contact:
     centre = campaign.brand.centres.order_by("key").first()
+    # Never saved; id 0 makes the sample's unsubscribe link read like a real one (it leads nowhere).
     return Contact(
+        pk=0,
         brand=campaign.brand,
         kind="member",
         first_name="Kari",

@@ -51,7 +51,9 @@ def _username(request: HttpRequest) -> str:
     return f"studio:{request.user.get_username()}"
 
 
-_login_view = auth_views.LoginView.as_view(template_name="studio/login.html", redirect_authenticated_user=True)
+_login_view = auth_views.LoginView.as_view(
+    template_name="studio/login.html", redirect_authenticated_user=True, next_page="studio:dashboard"
+)
 
 
 def login(request: HttpRequest) -> HttpResponse:

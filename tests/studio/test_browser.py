@@ -180,3 +180,43 @@ def test_a_marketer_composes_tests_schedules_and_sends_a_campaign(
     assert row.locator("td.num").all_inner_texts() == ["3", "0", "0", "3", "0"]
     expect(desk.locator("svg.chart").first).to_be_visible()
     shot(desk, "5-dashboard")
+
+
+def test_the_email_composer_shows_the_mail_as_sent_and_warns_without_a_subject(
+    desk: Page, live_server, settings, brand, make_purpose, make_contact, marketer
+):
+    settings.PUBLIC_BASE_URL = live_server.url
+    newsletter = make_purpose(key="fit24-newsletter", channels=("email",))
+    grant(make_contact(first_name="Ola"), newsletter, "email")
+    desk.goto(f"{live_server.url}/studio/login/")
+    desk.get_by_label("Brukernavn").fill(marketer.username)
+    desk.get_by_label("Passord").fill(PASSWORD)
+    desk.get_by_role("button", name="Logg inn").click()
+    expect(desk.get_by_role("heading", level=1)).to_have_text("Kampanjer")  # the login lands on the studio
+    desk.goto(f"{live_server.url}/studio/campaigns/new/?brand=fit24&channel=email")
+    assert unlabelled_fields(desk) == []
+    desk.get_by_label("Kampanjenavn").fill("Nyhetsbrev desember")
+    desk.get_by_label("Formål").select_option("fit24-newsletter")
+    desk.get_by_label("E-post (HTML)").fill("<h1>Hei {first_name}!</h1><p>Nye timer på {centre}.</p>")
+    desk.get_by_label("Ren tekst-del").fill("Hei {first_name}! Nye timer på {centre}.")
+    expect(desk.locator(".warning")).to_have_text(["⚠ E-posten mangler emne."])
+    expect(desk.locator("#would-send")).to_have_text("1")
+    desk.get_by_label("Emne").fill("Nytt fra FIT24, {first_name}")
+    expect(desk.locator("#mail-subject")).to_have_text("Nytt fra FIT24, Kari")
+    expect(desk.locator(".warning")).to_have_count(0)
+    expect(desk.locator("#mail-headers")).to_contain_text("List-Unsubscribe=One-Click")
+    expect(desk.locator("#mail-text")).to_contain_text("Hei Kari! Nye timer på Oslo.")
+    expect(desk.locator("#mail-text")).to_contain_text(f"Meld deg av: {live_server.url}/u/")
+    # The HTML part renders in a sandboxed frame, footer included.
+    mail = desk.frame_locator("#mail-html")
+    expect(mail.get_by_role("heading", level=1)).to_have_text("Hei Kari!")
+    expect(mail.get_by_role("link", name="Meld deg av")).to_be_visible()
+    # A full-page screenshot leaves the sandboxed (cross-origin) frame blank: grow the viewport.
+    desk.set_viewport_size({"width": 1366, "height": 1900})
+    desk.wait_for_timeout(300)
+    desk.screenshot(path=str(ARTIFACTS / "studio-6-email-composer.png"))
+    desk.set_viewport_size({"width": 1366, "height": 900})
+
+    desk.get_by_role("link", name="Oppfølging").click()
+    expect(desk.get_by_role("heading", level=1)).to_have_text("Oppfølgingsregler")
+    shot(desk, "7-followups")
