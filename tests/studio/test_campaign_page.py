@@ -150,3 +150,19 @@ def test_the_dashboard_counts_charts_and_denial_reasons(studio, campaign, fake_l
     assert numbers == ["3", "0", "0", "2", "1"]  # sent, delivered, failed, denied, opt-outs
     assert "FIT24 – SMS" in page and "<svg" in page and "3 meldinger, 1 avmeldinger" in page
     assert "trakk tilbake samtykket" in page
+
+
+@pytest.mark.parametrize("recipients", ["not a number", "", "+4799999999\n+4799999998\n+4799999997\n+4799999996\n+4799999995\n+4799999994"])
+def test_a_bad_test_send_is_a_form_error_and_sends_nothing(studio, campaign, fake_lifevision, settings, recipients):
+    settings.STUDIO_TEST_RECIPIENTS = ["+4799999999"]
+    response = studio.post(f"/studio/campaigns/{campaign.pk}/test/", {"recipients": recipients})
+    assert response.status_code == 422
+    assert 'class="errorlist"' in response.content.decode()
+    assert fake_lifevision.messages == [] and not TestSend.objects.exists()
+
+
+def test_a_bad_send_time_is_a_form_error(studio, campaign):
+    response = studio.post(f"/studio/campaigns/{campaign.pk}/schedule/", {"send_at": "i morgen"})
+    assert response.status_code == 422 and "Oppgi gyldig dato og tidspunkt." in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
