@@ -610,7 +610,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--sizes", type=int_list, default=[10_000, 100_000, 1_000_000], help="audience sizes (capped at --contacts)"
     )
     parser.add_argument("--checks", type=int, default=2000, help="per-message checks timed")
-    parser.add_argument("--chains-list", type=int_list, default=[1, 4], help="COMMS_LEDGER_CHAINS values")
+    parser.add_argument("--chains-list", type=int_list, default=[1, 4, 16], help="COMMS_LEDGER_CHAINS values")
     parser.add_argument("--concurrent-seconds", type=float, default=10.0)
     parser.add_argument("--concurrent-workers", type=int, default=8)
     parser.add_argument(

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from comms.campaigns import selectors, services
-from comms.campaigns.models import Campaign, Delivery
+from comms.campaigns import previews, selectors, services
+from comms.campaigns.models import AudiencePreview, Campaign, Delivery
 from comms.errors import DomainError, InvalidInput
 
 
@@ -94,6 +94,23 @@ def _counts_table(campaign: Campaign) -> str:
     )
 
 
+def _preview_summary(preview: AudiencePreview) -> str:
+    result = selectors.preview_of(preview.counts)
+    reasons = format_html_join(", ", "{}: {}", sorted(preview.counts.items())) or "none yet"
+    finished = f", finished {preview.finished_at:%Y-%m-%d %H:%M:%S}" if preview.finished_at else ""
+    error = format_html("<br>error: {}", preview.error) if preview.error else ""
+    return format_html(
+        "{} ({} / {} decided{}); would send {}; by reason: {}{}",
+        preview.get_status_display(),
+        preview.decided,
+        preview.total,
+        finished,
+        result.would_send,
+        reasons,
+        error,
+    )
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
     form = CampaignForm
@@ -112,7 +129,15 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     ]
     list_filter = ["status", "brand", "channel"]
     search_fields = ["name"]
-    readonly_fields = ["studio_link", "status", "counts", "created_by", "started_at", "finished_at"]
+    readonly_fields = [
+        "studio_link",
+        "status",
+        "counts",
+        "latest_preview",
+        "created_by",
+        "started_at",
+        "finished_at",
+    ]
     actions = ["preview", "send_now", "schedule", "pause", "resume", "cancel"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
@@ -156,6 +181,11 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     def counts(self, obj: Campaign) -> str:
         return _counts_table(obj) if obj.pk else "-"
 
+    @admin.display(description="Latest preview")
+    def latest_preview(self, obj: Campaign) -> str:
+        preview = selectors.audience_preview_latest(campaign=obj) if obj.pk else None
+        return _preview_summary(preview) if preview else "-"
+
     def has_delete_permission(self, request: HttpRequest, obj: Campaign | None = None) -> bool:
         return False
 
@@ -180,7 +210,16 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     @admin.action(description="Preview audience and would-be denials")
     def preview(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         for campaign in queryset:
-            result = selectors.campaign_preview(campaign=campaign)
+            result = previews.campaign_preview_request(
+                campaign=campaign, requested_by=f"admin:{request.user}"
+            )
+            if isinstance(result, AudiencePreview):
+                self.message_user(
+                    request,
+                    f"{campaign.name}: the preview of {result.total} recipients runs in the background; "
+                    "its progress is shown on the campaign's page",
+                )
+                continue
             denials = ", ".join(f"{reason}: {n}" for reason, n in result.would_deny.items()) or "none"
             self.message_user(
                 request,
@@ -214,6 +253,45 @@ class DeliveryAdmin(admin.ModelAdmin[Delivery]):
     list_filter = ["status", "reason", "channel"]
     search_fields = ["=campaign__id", "=contact__id", "=provider_id"]
     list_select_related = ["campaign"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AudiencePreview)
+class AudiencePreviewAdmin(admin.ModelAdmin[AudiencePreview]):
+    """Preview jobs, read-only: the campaign's preview action starts them."""
+
+    list_display = ["id", "campaign", "status", "progress", "created_at", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["=campaign__id"]
+    list_select_related = ["campaign"]
+    fields = readonly_fields = (
+        "campaign",
+        "status",
+        "progress",
+        "summary",
+        "error",
+        "runs",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    @admin.display(description="progress")
+    def progress(self, obj: AudiencePreview) -> str:
+        return f"{obj.decided} / {obj.total}"
+
+    @admin.display(description="counts by reason")
+    def summary(self, obj: AudiencePreview) -> str:
+        return _preview_summary(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -9,8 +9,8 @@ from ninja.pagination import LimitOffsetPagination, paginate
 
 from comms.accounts.models import Role
 from comms.auth import principal_name, require_role
-from comms.campaigns import selectors, services
-from comms.campaigns.models import Campaign, Delivery
+from comms.campaigns import previews, selectors, services
+from comms.campaigns.models import AudiencePreview, Campaign, Delivery
 from comms.campaigns.schemas import (
     CampaignIn,
     CampaignOut,
@@ -19,6 +19,7 @@ from comms.campaigns.schemas import (
     DeliveryFilter,
     DeliveryOut,
     FreshnessOut,
+    PreviewJobOut,
     PreviewOut,
     RefreshIn,
     RefreshOut,
@@ -81,11 +82,32 @@ def patch_campaign(request: HttpRequest, campaign_id: Id, payload: CampaignPatch
     return _out(campaign)
 
 
-@router.post("/campaigns/{campaign_id}/preview", response=responses({200: PreviewOut}))
+@router.post("/campaigns/{campaign_id}/preview", response=responses({200: PreviewOut, 202: PreviewJobOut}))
 @require_role(*MARKETERS)
-def preview_campaign(request: HttpRequest, campaign_id: Id) -> Any:
-    """Audience size and would-be denials by reason; sends and writes nothing."""
-    return selectors.campaign_preview(campaign=selectors.campaign_get(campaign_id=campaign_id))
+def preview_campaign(request: HttpRequest, campaign_id: Id) -> Status[Any]:
+    """Audience size and would-be denials by reason; sends nothing. Up to
+    COMMS_PREVIEW_INLINE_MAX contacts: 200 with the preview. Above: 202 with a preview job;
+    follow its progress at ``GET /campaigns/{id}/previews/{preview_id}``."""
+    result = previews.campaign_preview_request(
+        campaign=selectors.campaign_get(campaign_id=campaign_id), requested_by=principal_name(request)
+    )
+    return Status(202, result) if isinstance(result, AudiencePreview) else Status(200, result)
+
+
+@router.get("/campaigns/{campaign_id}/previews", response=responses({200: list[PreviewJobOut]}))
+@paginate(LimitOffsetPagination)
+@require_role(*MARKETERS)
+def list_previews(request: HttpRequest, campaign_id: Id) -> QuerySet[AudiencePreview]:
+    """The campaign's preview jobs, newest first."""
+    return selectors.audience_previews(campaign=selectors.campaign_get(campaign_id=campaign_id))
+
+
+@router.get("/campaigns/{campaign_id}/previews/{preview_id}", response=responses({200: PreviewJobOut}))
+@require_role(*MARKETERS)
+def get_preview(request: HttpRequest, campaign_id: Id, preview_id: Id) -> AudiencePreview:
+    """A preview job: status, progress and the counts decided so far (final when done)."""
+    campaign = selectors.campaign_get(campaign_id=campaign_id)
+    return selectors.audience_preview_get(campaign=campaign, preview_id=preview_id)
 
 
 def _freshness(preview: FreshnessPreview) -> dict[str, Any]:

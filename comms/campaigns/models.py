@@ -252,3 +252,51 @@ class FollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"follow-up {self.pk} ({self.rule_id}) for contact {self.contact_id}"
+
+
+# --- audience previews that run as a job (comms/campaigns/previews.py) ----------------------
+
+
+class PreviewStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AudiencePreview(models.Model):
+    """The gate's would-be decisions over an audience too large to decide inside a web request,
+    counted by reason range by range of contact ids. Writes nothing else and sends nothing."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="previews")
+    status = models.CharField(max_length=10, choices=PreviewStatus.choices, default=PreviewStatus.QUEUED)
+    # The audience size counted when requested (and again when the run starts); at the end the
+    # number decided.
+    total = models.PositiveIntegerField(default=0)
+    decided = models.PositiveIntegerField(default=0)
+    # Reason -> number of contacts, as decided so far (allowed bases and denials alike).
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    # How many runs started; a run writes only while it is the latest (a redelivered message
+    # restarts the preview from zero and the run it replaced stops at its next save).
+    runs = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audience preview")
+        verbose_name_plural = _("audience previews")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["campaign", "-created_at"], name="preview_campaign_recent")]
+
+    def __str__(self) -> str:
+        return f"preview {self.pk} of campaign {self.campaign_id} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        """Share decided, 0–1 (1 when done, whatever the audience grew or shrank to meanwhile)."""
+        if self.status == PreviewStatus.DONE:
+            return 1.0
+        return min(1.0, self.decided / self.total) if self.total else 0.0

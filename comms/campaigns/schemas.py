@@ -4,7 +4,8 @@ from typing import Any, Literal
 from ninja import Field, Schema
 from pydantic import AwareDatetime
 
-from comms.campaigns.models import Campaign
+from comms.campaigns.models import AudiencePreview, Campaign
+from comms.campaigns.selectors import preview_of
 from comms.schemas import Str40, Str60, Str200, Str20000
 
 ChannelIn = Literal["email", "sms"]
@@ -81,6 +82,36 @@ class PreviewOut(Schema):
     audience: int
     would_send: int
     would_deny: dict[str, int]
+
+
+class PreviewJobOut(Schema):
+    """A preview too large to decide inside the request, decided by a background job."""
+
+    id: int
+    campaign_id: int
+    status: Literal["queued", "running", "done", "failed"]
+    total: int = Field(description="audience size (counted when requested and when the run starts)")
+    decided: int = Field(description="contacts decided so far")
+    progress: float = Field(ge=0, le=1, description="decided / total; 1 when done")
+    audience: int
+    would_send: int = Field(description="allowed so far (final when done)")
+    would_deny: dict[str, int] = Field(description="denials by reason so far (final when done)")
+    error: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @staticmethod
+    def resolve_audience(obj: AudiencePreview) -> int:
+        return obj.total
+
+    @staticmethod
+    def resolve_would_send(obj: AudiencePreview) -> int:
+        return preview_of(obj.counts).would_send
+
+    @staticmethod
+    def resolve_would_deny(obj: AudiencePreview) -> dict[str, int]:
+        return preview_of(obj.counts).would_deny
 
 
 class DeliveryOut(Schema):

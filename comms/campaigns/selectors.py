@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import Count, QuerySet
 
 from comms.campaigns.audience import audience_queryset
-from comms.campaigns.models import Campaign, Delivery
+from comms.campaigns.models import AudiencePreview, Campaign, Delivery
+from comms.contacts.models import Contact
 from comms.errors import NotFound
 from comms.suppression.gate import ALLOWED_REASONS, audience_counts
 
@@ -45,16 +47,38 @@ class Preview:
     would_deny: dict[str, int]
 
 
-def campaign_preview(*, campaign: Campaign) -> Preview:
-    """Audience size and the gate's would-be decisions, without sending or writing anything:
-    one set-based statement over the audience, the consent state and the suppressions."""
-    contacts = audience_queryset(
-        brand_id=campaign.brand_id, channel=campaign.channel, audience=campaign.audience
-    )
-    counts = audience_counts(contacts=contacts, channel=campaign.channel, purpose=campaign.purpose)
+def preview_of(counts: Mapping[str, int]) -> Preview:
+    """The gate's counts by reason as a preview: the allowed bases summed, denials by reason."""
     allowed = sum(n for reason, n in counts.items() if reason in ALLOWED_REASONS)
     denied = Counter({reason: n for reason, n in counts.items() if reason not in ALLOWED_REASONS})
     return Preview(audience=sum(counts.values()), would_send=allowed, would_deny=dict(denied.most_common()))
+
+
+def campaign_audience(*, campaign: Campaign) -> QuerySet[Contact]:
+    return audience_queryset(brand_id=campaign.brand_id, channel=campaign.channel, audience=campaign.audience)
+
+
+def campaign_preview(*, campaign: Campaign) -> Preview:
+    """Audience size and the gate's would-be decisions, without sending or writing anything:
+    one set-based statement over the audience, the consent state and the suppressions."""
+    contacts = campaign_audience(campaign=campaign)
+    return preview_of(audience_counts(contacts=contacts, channel=campaign.channel, purpose=campaign.purpose))
+
+
+def audience_preview_get(*, campaign: Campaign, preview_id: int) -> AudiencePreview:
+    preview = AudiencePreview.objects.filter(campaign=campaign, pk=preview_id).first()
+    if preview is None:
+        raise NotFound(f"preview {preview_id} of campaign {campaign.pk} not found")
+    return preview
+
+
+def audience_previews(*, campaign: Campaign) -> QuerySet[AudiencePreview]:
+    """The campaign's preview jobs, newest first."""
+    return AudiencePreview.objects.filter(campaign=campaign).order_by("-created_at", "-id")
+
+
+def audience_preview_latest(*, campaign: Campaign) -> AudiencePreview | None:
+    return audience_previews(campaign=campaign).first()
 
 
 def campaign_deliveries(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dramatiq
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 from dramatiq_crontab import cron
 
-from comms.campaigns import callbacks, sending, services
+from comms.campaigns import callbacks, previews, sending, services
 from comms.campaigns.followups import services as followups
 
 
@@ -68,3 +69,20 @@ def send_reply(reply_id: int) -> None:
 @dramatiq.actor(max_retries=0, queue_name="callbacks")
 def callbacks_sweep() -> None:
     callbacks.callbacks_sweep()
+
+
+# --- audience previews too large to decide inside a web request ----------------------------
+
+PREVIEW_TIME_LIMIT_MS = 30 * 60 * 1000
+
+
+@dramatiq.actor(max_retries=3, min_backoff=5000, queue_name="campaigns", time_limit=PREVIEW_TIME_LIMIT_MS)
+def run_audience_preview(preview_id: int) -> None:
+    """A failed run is recorded on the preview, not retried; see comms.campaigns.previews."""
+    try:
+        previews.audience_preview_run(preview_id=preview_id)
+    except TimeLimitExceeded:
+        previews.audience_preview_fail(
+            preview_id=preview_id,
+            error=f"stopped after the time limit of {PREVIEW_TIME_LIMIT_MS // 60_000} minutes",
+        )

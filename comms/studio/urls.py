@@ -19,6 +19,7 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/report/", views.campaign_report, name="campaign-report"),
     path("campaigns/<int:campaign_id>/schedule/", views.campaign_schedule, name="campaign-schedule"),
     path("campaigns/<int:campaign_id>/test/", views.campaign_test, name="campaign-test"),
+    path("campaigns/<int:campaign_id>/count/", views.campaign_count, name="campaign-count"),
     path("campaigns/<int:campaign_id>/deliveries.csv", views.campaign_csv, name="campaign-csv"),
     path("campaigns/<int:campaign_id>/<slug:action>/", views.campaign_action, name="campaign-action"),
     path("followups/", followup_views.followup_list, name="followups"),

@@ -19,7 +19,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from comms.campaigns import selectors as campaign_selectors
 from comms.campaigns import services as campaign_services
-from comms.campaigns.models import Campaign, CampaignStatus
+from comms.campaigns.models import Campaign, CampaignStatus, PreviewStatus
+from comms.campaigns.previews import campaign_preview_request
+from comms.campaigns.selectors import Preview, preview_of
 from comms.contacts.models import Brand
 from comms.errors import DomainError, InvalidInput
 from comms.studio import selectors
@@ -133,12 +135,37 @@ def _unsaved_campaign(form: CampaignForm, base: Campaign | None = None) -> Campa
     )
 
 
-def _preview_context(campaign: Campaign | None) -> dict[str, Any]:
-    if campaign is None:
-        return {"preview": None}
-    counts = campaign_selectors.campaign_preview(campaign=campaign)
+def _counts_context(counts: Preview) -> dict[str, Any]:
     return {
         "preview": counts,
+        "denied_total": counts.audience - counts.would_send,
+        "denials": [(reason_label(code), code, n) for code, n in counts.would_deny.items()],
+    }
+
+
+def _preview_context(campaign: Campaign | None) -> dict[str, Any]:
+    """The gate's counts decided inline, up to ``COMMS_PREVIEW_INLINE_MAX`` contacts. Above it
+    only the size is counted here; a saved campaign's page counts it as a job
+    (``comms.campaigns.previews``), and shows the latest one."""
+    if campaign is None:
+        return {"preview": None}
+    size = campaign_selectors.campaign_audience(campaign=campaign).count()
+    if size > settings.PREVIEW_INLINE_MAX:
+        context: dict[str, Any] = {
+            "preview": None,
+            "too_big": size,
+            "inline_max": settings.PREVIEW_INLINE_MAX,
+            "message": message_preview(campaign=campaign),
+        }
+        job = campaign.previews.first() if campaign.pk else None
+        if job is not None:
+            context["job"] = job
+            if job.status == PreviewStatus.DONE:
+                context.update(_counts_context(preview_of(job.counts)))
+        return context
+    counts = campaign_selectors.campaign_preview(campaign=campaign)
+    return {
+        **_counts_context(counts),
         "denied_total": counts.audience - counts.would_send,
         "denials": [(reason_label(code), code, n) for code, n in counts.would_deny.items()],
         "message": message_preview(campaign=campaign),
@@ -297,6 +324,16 @@ def campaign_schedule(request: HttpRequest, campaign_id: int) -> HttpResponse:
             return redirect("studio:campaign", campaign_id=campaign.pk)
     context = _detail_context(request, campaign, schedule_form=form)
     return render(request, "studio/campaign.html", context, status=422)
+
+
+@require_POST
+@studio_view
+def campaign_count(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Count a large audience with the gate as a job; its progress shows on the campaign page."""
+    campaign = _campaign(request, campaign_id)
+    campaign_preview_request(campaign=campaign, requested_by=_username(request))
+    messages.success(request, _("The audience is being counted."))
+    return redirect("studio:campaign", campaign_id=campaign.pk)
 
 
 @require_POST

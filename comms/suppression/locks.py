@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from comms.suppression import bulk
 from comms.suppression.keys import lock_id
 
 
@@ -25,12 +26,9 @@ def _lock(keys: Iterable[str], function: str) -> None:
     ids = sorted({lock_id(key) for key in keys if key})
     if not ids or connection.vendor != "postgresql":
         return
-    with connection.cursor() as cursor:
-        # One round trip for the whole batch; ORDER BY keeps the acquisition order sorted.
-        cursor.execute(
-            f"SELECT {function}(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k",
-            [ids],
-        )
+    # One round trip for the whole batch; ORDER BY keeps the acquisition order sorted. A
+    # prepared statement: it runs before every send batch and every withdrawal.
+    bulk.run(f"SELECT {function}(k) FROM unnest(%s::bigint[]) AS t(k) ORDER BY k", [ids])
 
 
 def sender_lock(keys: Iterable[str]) -> None:

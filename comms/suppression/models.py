@@ -170,9 +170,14 @@ class ConsentEvent(models.Model):
 
     chain = models.PositiveSmallIntegerField(default=0)
     seq = models.BigIntegerField()
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Indexed by event_contact_occurred (contact, occurred_at), which also serves the key.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    address_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # A plain index (Meta): db_index on a CharField adds a second, LIKE-pattern index that no
+    # query uses and every append writes.
+    address_key = models.CharField(max_length=64, blank=True)
     # Empty channel: every channel. Empty purpose: every purpose of the channel (and brand).
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -202,17 +207,19 @@ class ConsentEvent(models.Model):
     recorded_at = models.DateTimeField()
     evidence_hash = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)  # unique (Meta), without a LIKE-pattern index
 
     class Meta:
         ordering = ["chain", "seq"]
         constraints = [
+            models.UniqueConstraint(fields=["hash"], name="event_unique_hash"),
             models.UniqueConstraint(fields=["chain", "seq"], name="event_unique_seq_per_chain"),
             # Two events can never claim the same predecessor: the chain cannot fork.
             models.UniqueConstraint(fields=["chain", "prev_hash"], name="event_unique_prev_per_chain"),
         ]
         indexes = [
             models.Index(fields=["contact", "occurred_at"], name="event_contact_occurred"),
+            models.Index(fields=["address_key"], name="event_address_key"),
         ]
 
     def __str__(self) -> str:
@@ -310,17 +317,31 @@ class ConsentState(models.Model):
 
     contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+")
     channel = models.CharField(max_length=10, blank=True)
-    # The event columns are real foreign keys in the database; DO_NOTHING leaves a delete of an
-    # event to the ledger's own trigger, which refuses it before any key is checked.
+    # The event columns are checked by the state's guard trigger (migration 0012), which refuses
+    # a write unless the event exists, is of the column's kind and scope and sits at the stored
+    # order; events are never deleted, so a foreign key (and its index, which nothing reads)
+    # would only add a check and an index write to every append.
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # The latest grant or confirmation that made consent effective, and the grant it rests on
     # (for a confirmation: the grant it confirms), with what the gate's rules read of it.
     positive_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     positive_order = models.CharField(max_length=44, blank=True, default="")
     grant_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     grant_basis = models.CharField(max_length=20, blank=True, default="")
     grant_actor = models.CharField(max_length=10, blank=True, default="")
@@ -330,20 +351,44 @@ class ConsentState(models.Model):
     grant_occurred_at = models.DateTimeField(null=True, blank=True)
     # The latest grant that waits for double opt-in.
     pending_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     pending_order = models.CharField(max_length=44, blank=True, default="")
     withdrawal_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     withdrawal_order = models.CharField(max_length=44, blank=True, default="")
     objection_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     objection_order = models.CharField(max_length=44, blank=True, default="")
     # The latest restrict or lift_restriction; ``restricted`` says which it was.
     restriction_event = models.ForeignKey(
-        ConsentEvent, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+"
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     restriction_order = models.CharField(max_length=44, blank=True, default="")
     restricted = models.BooleanField(default=False)

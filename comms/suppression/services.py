@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -55,6 +55,12 @@ logger = logging.getLogger(__name__)
 
 # Grants from these sources always wait for double opt-in (the address is not yet proven).
 DOUBLE_OPT_IN_SOURCES = frozenset({Source.WEB_FORM, Source.PREFERENCE_CENTRE, Source.SMS_KEYWORD})
+# The choices' values, once (``TextChoices.values`` builds a new list on every access, and every
+# row of an import is checked against four of them).
+_ACTORS = frozenset(Actor.values)
+_SOURCES = frozenset(Source.values)
+_CHANNELS = frozenset(Channel.values)
+_BASES = frozenset(Basis.values)
 # How far in the future a client clock may put occurred_at before we call it an error.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -101,10 +107,55 @@ def _chain_for(contact_id: int | None) -> int:
     return (contact_id or 0) % settings.LEDGER_CHAINS
 
 
-def _locked_head(chain_number: int) -> ChainHead:
+class LedgerBroken(RuntimeError):
+    """The ledger is not as its own guards leave it (a chain head is gone): appending would fork
+    or restart a chain, so nothing is appended until an operator has run ``verify_ledger``."""
+
+
+def _locked_heads(chain_numbers: Sequence[int]) -> dict[int, ChainHead]:
+    """Row-lock the heads of these chains, in chain order (two appenders cannot deadlock). A
+    chain's head is created at seq 0 only while the chain has no events: a head that vanished
+    from a chain with events is refused, never recreated (that would restart the chain)."""
+    numbers = sorted(set(chain_numbers))
+    if connection.vendor != "postgresql":
+        return {number: _locked_head_orm(number) for number in numbers}
+    heads = _select_heads(numbers)
+    missing = [number for number in numbers if number not in heads]
+    if missing:
+        broken = bulk.run(
+            "SELECT DISTINCT chain FROM suppression_consentevent WHERE chain = ANY(%s::int[]) ORDER BY chain",
+            [missing],
+        )
+        if broken:
+            raise LedgerBroken(
+                f"the head of chain {broken[0][0]} is missing but the chain has events: "
+                "run verify_ledger; nothing is appended to a chain without its head"
+            )
+        bulk.run(
+            "INSERT INTO suppression_chainhead (chain, seq, hash, updated_at)"
+            " SELECT n, 0, %s, now() FROM unnest(%s::int[]) AS t(n) ON CONFLICT (chain) DO NOTHING",
+            [GENESIS_HASH, missing],
+        )
+        heads = _select_heads(numbers)  # ours or a concurrent creator's, locked now
+    return heads
+
+
+def _select_heads(numbers: list[int]) -> dict[int, ChainHead]:
+    rows = bulk.run(
+        "SELECT chain, seq, hash, updated_at FROM suppression_chainhead WHERE chain = ANY(%s::int[])"
+        " ORDER BY chain FOR UPDATE",
+        [numbers],
+    )
+    return {row[0]: ChainHead.from_db("default", ["chain", "seq", "hash", "updated_at"], row) for row in rows}
+
+
+def _locked_head_orm(chain_number: int) -> ChainHead:
+    """SQLite (the zero-setup default, one writer at a time): the same rule through the ORM."""
     head = ChainHead.objects.select_for_update().filter(chain=chain_number).first()
     if head is not None:
         return head
+    if ConsentEvent.objects.filter(chain=chain_number).exists():
+        raise LedgerBroken(f"the head of chain {chain_number} is missing but the chain has events")
     try:
         with transaction.atomic():
             ChainHead.objects.create(chain=chain_number, seq=0, hash=GENESIS_HASH)
@@ -151,8 +202,7 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
     for new in new_events:
         if (new.occurred_at or now) > now + CLOCK_SKEW:
             raise InvalidInput("occurred_at", "lies in the future")
-    chain_numbers = sorted({_chain_for(new.contact.pk if new.contact else None) for new in new_events})
-    heads = {number: _locked_head(number) for number in chain_numbers}
+    heads = _locked_heads([_chain_for(new.contact.pk if new.contact else None) for new in new_events])
     events: list[ConsentEvent] = []
     evidence_rows: list[tuple[ConsentEvent, Evidence]] = []
     for new in new_events:
@@ -162,7 +212,7 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
             chain=head.chain,
             seq=head.seq + 1,
             contact=new.contact,
-            brand=new.brand or (new.contact.brand if new.contact else None),
+            brand_id=new.brand.pk if new.brand else (new.contact.brand_id if new.contact else None),
             address_key=new.key,
             channel=new.channel,
             purpose=new.purpose,
@@ -195,23 +245,22 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
         if evidence:
             evidence_rows.append((event, evidence))
     if len(events) == 1:
-        events[0].save(force_insert=True)
+        bulk.insert_one(events[0])
     else:
         bulk.insert_rows(events)
-    if evidence_rows:
-        bulk.insert_rows(
-            [
-                ConsentEvidence(
-                    event=event,
-                    ip=evidence.ip,
-                    user_agent=evidence.user_agent,
-                    proof_sha256=evidence.proof_sha256,
-                )
-                for event, evidence in evidence_rows
-            ]
+    evidences = [
+        ConsentEvidence(
+            event=event, ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
         )
+        for event, evidence in evidence_rows
+    ]
+    if len(evidences) == 1:
+        bulk.insert_one(evidences[0])
+    else:
+        bulk.insert_rows(evidences)
     for head in heads.values():
-        head.save(update_fields=["seq", "hash", "updated_at"])
+        head.updated_at = now
+        bulk.update_one(head, ["seq", "hash", "updated_at"])
     state_apply(events)
     for event in events:
         for listener in _listeners:
@@ -275,7 +324,7 @@ def _contact_keys(contact: Contact, channels: Iterable[str]) -> dict[str, str]:
 
 
 def _check_principal(contact: Contact, principal: Principal) -> None:
-    if principal.actor not in Actor.values:
+    if principal.actor not in _ACTORS:
         raise InvalidInput("actor", f"must be one of {', '.join(Actor.values)}")
     if principal.actor == Actor.GUARDIAN:
         if principal.guardian is None:
@@ -287,7 +336,7 @@ def _check_principal(contact: Contact, principal: Principal) -> None:
 
 
 def _check_source(source: str) -> None:
-    if source not in Source.values:
+    if source not in _SOURCES:
         raise InvalidInput("source", f"must be one of {', '.join(Source.values)}")
 
 
@@ -312,10 +361,25 @@ def _person_blocked(contact: Contact, channel: str, purpose: Purpose, key: str) 
 
 def _person_suppressed(*, brand_id: int, channel: str, keys: Iterable[str]) -> set[str]:
     """The keys among ``keys`` with an active suppression the person caused in this scope."""
+    wanted = sorted(set(keys))
+    if connection.vendor == "postgresql":  # asked before every grant: no ORM compilation
+        rows = bulk.run(
+            "SELECT address_key FROM suppression_suppression"
+            " WHERE (brand_id IS NULL OR brand_id = %s) AND address_key = ANY(%s::text[])"
+            " AND channel = ANY(%s::text[]) AND reason = ANY(%s::text[]) AND lifted_at IS NULL",
+            [
+                brand_id,
+                wanted,
+                [channel, SuppressionChannel.ALL.value],
+                sorted(r.value for r in PERSON_CAUSED_REASONS),
+            ],
+            prepare=len(wanted) <= 1,
+        )
+        return {row[0] for row in rows}
     return set(
         Suppression.objects.filter(
             Q(brand__isnull=True) | Q(brand=brand_id),
-            address_key__in=list(keys),
+            address_key__in=wanted,
             channel__in=[channel, SuppressionChannel.ALL],
             reason__in=PERSON_CAUSED_REASONS,
             lifted_at__isnull=True,
@@ -459,13 +523,13 @@ def _grant_validate(
     the notice it points at and the address key. ``notices`` caches notice look-ups."""
     _check_live(contact)
     _check_source(source)
-    if channel not in Channel.values:
+    if channel not in _CHANNELS:
         raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
     if purpose.brand_id != contact.brand_id:
         raise InvalidInput("purpose", "belongs to another brand than the contact")
     if not purpose.allows_channel(channel):
         raise InvalidInput("channel", f"purpose {purpose.key!r} does not allow {channel}")
-    if basis not in Basis.values:
+    if basis not in _BASES:
         raise InvalidInput("basis", f"must be one of {', '.join(Basis.values)}")
     if basis == Basis.SOFT_OPT_IN:
         if not purpose.allows_soft_opt_in:
@@ -484,18 +548,26 @@ def _grant_validate(
         )
     cache = notices if notices is not None else {}
     if (purpose.pk, notice_version) not in cache:
-        found = purpose.notices.all()
-        cache[(purpose.pk, notice_version)] = (
-            found.filter(version=notice_version).first()
-            if notice_version is not None
-            else found.order_by("-version").first()
-        )
+        cache[(purpose.pk, notice_version)] = _notice(purpose, notice_version)
     notice = cache[(purpose.pk, notice_version)]
     if notice is None:
         raise InvalidInput(
             "notice_version", f"purpose {purpose.key!r} has no notice version {notice_version}"
         )
     return notice, address_key(channel, address)
+
+
+def _notice(purpose: Purpose, version: int | None) -> PurposeNotice | None:
+    """The notice version a grant points at (the latest when ``version`` is None)."""
+    if connection.vendor == "postgresql":  # asked before every grant: no ORM compilation
+        where = "purpose_id = %s::bigint" + (" AND version = %s::int" if version is not None else "")
+        params = [purpose.pk] if version is None else [purpose.pk, version]
+        found = bulk.select_rows(PurposeNotice, f"{where} ORDER BY version DESC LIMIT 1", params)
+        return found[0] if found else None
+    notices = purpose.notices.all()
+    if version is not None:
+        return notices.filter(version=version).first()
+    return notices.order_by("-version").first()
 
 
 def consent_grant(
@@ -576,7 +648,7 @@ def consent_confirm(
         # Two confirmations of the same link must not both pass the check. They append to the
         # same chain, so its head lock (taken again by _append) orders them; a row lock on the
         # grant would need UPDATE on the ledger, which the service role does not hold.
-        _locked_head(_chain_for(contact.pk))
+        _locked_heads([_chain_for(contact.pk)])
         if ConsentEvent.objects.filter(action=Action.CONFIRM, confirms=grant).exists():
             raise Conflict("that grant is already confirmed")
         event = _append(
@@ -640,7 +712,7 @@ def consent_withdraw(
     (channel None too) for every channel of the brand. Effective for senders at commit."""
     _check_source(source)
     _check_principal(contact, principal)
-    if channel is not None and channel not in Channel.values:
+    if channel is not None and channel not in _CHANNELS:
         raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
     if purpose is not None:
         if purpose.brand_id != contact.brand_id:
@@ -960,11 +1032,18 @@ def _import_contacts(
 def _import_chunk(
     chunk: Sequence[ConsentImportRow], first_index: int, principal: Principal, result: ConsentImportResult
 ) -> None:
-    known = set(
-        ConsentImportKey.objects.filter(key__in=[row.external_key for row in chunk]).values_list(
-            "key", flat=True
-        )
-    )
+    keys = [row.external_key for row in chunk if row.external_key]
+    if connection.vendor == "postgresql":  # one array, not a thousand literals to parse
+        known = {
+            key
+            for (key,) in bulk.run(
+                "SELECT key FROM suppression_consentimportkey WHERE key = ANY(%s::text[])",
+                [keys],
+                prepare=False,
+            )
+        }
+    else:
+        known = set(ConsentImportKey.objects.filter(key__in=keys).values_list("key", flat=True))
     by_id, by_external = _import_contacts(chunk)
     purposes: dict[tuple[int, str], Purpose | None] = {}
     notices: dict[tuple[int, int | None], PurposeNotice | None] = {}
@@ -1026,7 +1105,7 @@ def _import_chunk(
             else:
                 _check_source(row.source)
                 _check_live(contact)
-                if row.channel not in Channel.values:
+                if row.channel not in _CHANNELS:
                     raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
                 notice, key = None, _contact_keys(contact, [row.channel]).get(row.channel, "")
             if row.occurred_at > timezone.now() + CLOCK_SKEW:
@@ -1102,12 +1181,20 @@ def _import_chunk(
                 event=event,
             )
     now = timezone.now()
-    bulk.insert_rows(
-        [
-            ConsentImportKey(key=row.external_key, event=event, created_at=now)
-            for (_, row, _, _, _, _), event in zip(prepared, events, strict=True)
-        ]
-    )
+    if connection.vendor == "postgresql":  # no model instance per key
+        bulk.run(
+            "INSERT INTO suppression_consentimportkey (key, event_id, created_at)"
+            " SELECT k, e, %s FROM unnest(%b::text[], %b::bigint[]) AS t(k, e)",
+            [now, [row.external_key for _, row, *_ in prepared], [event.pk for event in events]],
+            prepare=False,
+        )
+    else:
+        ConsentImportKey.objects.bulk_create(
+            [
+                ConsentImportKey(key=row.external_key, event=event, created_at=now)
+                for (_, row, _, _, _, _), event in zip(prepared, events, strict=True)
+            ]
+        )
     result.created += len(events)
     result.event_ids.extend(event.pk for event in events)
 

@@ -159,3 +159,26 @@ def test_editing_a_draft_keeps_it_and_refuses_after_the_start(studio, people):
     assert studio.post(f"/studio/campaigns/{campaign.pk}/edit/", form(name="Igjen")).status_code == 302
     campaign.refresh_from_db()
     assert campaign.name == "Nytt navn"
+
+
+def test_a_large_audience_is_counted_as_a_job_on_the_campaign_page(studio, people, settings, drain, api):
+    settings.PREVIEW_INLINE_MAX = 3
+    page = studio.post(PREVIEW_SMS, form(kinds=["member"])).content.decode()
+    assert re.search(r'id="audience-size">6<', page) and 'id="would-send"' not in page
+    assert "Over 3 personer" in page and "Lagre kampanjen og tell dem på kampanjesiden." in page
+    studio.post(NEW_SMS, form(kinds=["member"], action="save"))
+    campaign = Campaign.objects.get()
+    page = studio.get(f"/studio/campaigns/{campaign.pk}/").content.decode()
+    assert "Tell med samtykkesjekken" in page and 'id="would-send"' not in page
+    drain.call(studio.post, f"/studio/campaigns/{campaign.pk}/count/")
+    queued = studio.get(f"/studio/campaigns/{campaign.pk}/").content.decode()
+    assert 'hx-trigger="every 3s" hx-select="#audience-card"' in queued
+    drain()
+    page = studio.get(f"/studio/campaigns/{campaign.pk}/").content.decode()
+    assert re.search(r'id="would-send">2<', page) and re.search(r'id="would-deny">4<', page)
+    assert "trakk tilbake samtykket" in page and "Tell på nytt" in page
+    assert 'hx-select="#audience-card"' not in page
+    settings.PREVIEW_INLINE_MAX = 1000
+    inline = studio.post(PREVIEW_SMS, form(kinds=["member"])).content.decode()
+    for code_count in re.findall(r'data-reason="[^"]+"><td>[^<]+</td><td class="num">\d+<', inline):
+        assert code_count in page  # the job's counts equal the inline ones
