@@ -83,7 +83,9 @@ INSTALLED_APPS = [
     "comms.core",
     "comms.web",
     "comms.rights",
+    "comms.studio",
     "integrations.mailchimp",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
@@ -229,6 +231,8 @@ LANGUAGE_CODE = "nb"
 LANGUAGES = [("nb", "Norsk bokmål"), ("en", "English")]
 TIME_ZONE = "Europe/Oslo"
 USE_I18N = True
+# The studio and the admin (comms/locale, English msgids); the member pages keep their own texts.
+LOCALE_PATHS = [BASE_DIR / "comms" / "locale"]
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -305,6 +309,10 @@ FREQUENCY_CAP = {
     "sms": _cap("COMMS_FREQUENCY_CAP_SMS", "4/7"),
     "email": _cap("COMMS_FREQUENCY_CAP_EMAIL", "7/7"),
 }
+# The studio's test sends reach staff only: these addresses (or "@domain" for e-mail) and the
+# e-mail addresses of studio users. A test send is not gated, so it must never reach a member.
+STUDIO_TEST_RECIPIENTS = env_list("COMMS_STUDIO_TEST_RECIPIENTS", [])
+STUDIO_TEST_SEND_MAX = 5
 SEND_BATCH_SIZE = env_int("COMMS_SEND_BATCH_SIZE", 200, minimum=1, maximum=1000)
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("metrics", core_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("studio/", include("comms.studio.urls")),
     path("hooks/lifevision/", include("integrations.lifevision.urls")),
     path("hooks/mailchimp/", include("integrations.mailchimp.urls")),
     path("", include("comms.web.urls")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
@@ -26,6 +27,8 @@ class ApiKey(models.Model):
     use_count = models.PositiveBigIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -40,6 +43,8 @@ class ApiKeyUsage(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("API key usage")
+        verbose_name_plural = _("API key usage")
         ordering = ["-minute"]
         constraints = [models.UniqueConstraint(fields=["api_key", "minute"], name="apikey_usage_minute")]
 

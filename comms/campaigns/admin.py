@@ -9,7 +9,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from comms.campaigns import previews, selectors, services
 from comms.campaigns.models import AudiencePreview, Campaign, Delivery
@@ -115,6 +117,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_display = [
         "id",
         "name",
+        "studio_link",
         "brand",
         "channel",
         "state",
@@ -127,6 +130,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_filter = ["status", "brand", "channel"]
     search_fields = ["name"]
     readonly_fields = [
+        "studio_link",
         "state",
         "status_detail",
         "provider_paused_since",
@@ -150,6 +154,14 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 n_deferred=Count("deliveries", filter=Q(deliveries__status="deferred")),
                 n_failed=Count("deliveries", filter=Q(deliveries__status__in=["failed", "bounced"])),
             )
+        )
+
+    @admin.display(description=_("in the studio"))
+    def studio_link(self, obj: Campaign) -> str:
+        if not obj.pk:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("studio:campaign", args=[obj.pk]), _("Open in the studio")
         )
 
     @admin.display(description="sent")

@@ -7,6 +7,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from comms.contacts.models import Brand, Contact
 from comms.suppression.models import ConsentEvent, Purpose
@@ -58,6 +59,8 @@ class Campaign(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "send_at"], name="campaign_due")]
 
@@ -108,6 +111,8 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
@@ -139,6 +144,8 @@ class CallbackReceipt(models.Model):
     outcome = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("provider callback")
+        verbose_name_plural = _("provider callbacks")
         constraints = [
             models.UniqueConstraint(fields=["provider", "kind", "dedupe_key"], name="callback_once"),
         ]
@@ -177,6 +184,8 @@ class Reply(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("SMS reply")
+        verbose_name_plural = _("SMS replies")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["created_at"], condition=Q(status="queued"), name="reply_queued"),
@@ -212,6 +221,8 @@ class FollowUpRule(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("follow-up rule")
+        verbose_name_plural = _("follow-up rules")
         ordering = ["brand__key", "id"]
         constraints = [
             models.CheckConstraint(
@@ -243,6 +254,8 @@ class FollowUp(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
         ordering = ["due_at", "id"]
         indexes = [models.Index(fields=["contact", "due_at"], name="followup_contact_due")]
 
@@ -282,6 +295,8 @@ class AudiencePreview(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("audience preview")
+        verbose_name_plural = _("audience previews")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["campaign", "-created_at"], name="preview_campaign_recent")]
 

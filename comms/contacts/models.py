@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from comms.contacts.keys import address_key
 
@@ -24,6 +25,8 @@ class Brand(models.Model):
     email_from = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("brand")
+        verbose_name_plural = _("brands")
         ordering = ["key"]
 
     def __str__(self) -> str:
@@ -36,6 +39,8 @@ class Centre(models.Model):
     name = models.CharField(max_length=100)
 
     class Meta:
+        verbose_name = _("centre")
+        verbose_name_plural = _("centres")
         ordering = ["brand__key", "key"]
         constraints = [models.UniqueConstraint(fields=["brand", "key"], name="centre_unique_key_per_brand")]
 
@@ -47,6 +52,8 @@ class Tag(models.Model):
     name = models.SlugField(max_length=60, unique=True)
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -86,6 +93,8 @@ class Contact(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
@@ -151,6 +160,8 @@ class Visit(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("visit")
+        verbose_name_plural = _("visits")
         ordering = ["-occurred_at", "-id"]
         constraints = [
             models.UniqueConstraint(

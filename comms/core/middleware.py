@@ -72,12 +72,13 @@ class AdminLoginThrottleMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self._login_path: str | None = None
+        self._login_paths: tuple[str, ...] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._login_path is None:
-            self._login_path = reverse("admin:login")
-        if request.method == "POST" and request.path == self._login_path:
+        if self._login_paths is None:
+            # The studio's login shares the limits: the same users, the same passwords.
+            self._login_paths = (reverse("admin:login"), reverse("studio:login"))
+        if request.method == "POST" and request.path in self._login_paths:
             username = str(request.POST.get("username", ""))
             if throttle.login_blocked(ip=throttle.client_ip(request), username=username):
                 return HttpResponse(

@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class RightsConfig(AppConfig):
     name = "comms.rights"
     label = "rights"
-    verbose_name = "Data-protection rights"
+    verbose_name = _("Data-protection rights")

@@ -7,6 +7,7 @@ fields), so it outlives an erasure. The database refuses to update or delete it 
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class RightsAction(models.TextChoices):
@@ -33,8 +34,9 @@ class AuditEntry(models.Model):
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit entries")
         ordering = ["-at", "-id"]
-        verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["contact_id", "at"], name="rights_audit_contact_at")]
 
     def __str__(self) -> str:
@@ -69,6 +71,8 @@ class RightsRequest(models.Model):
     note = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = _("rights request")
+        verbose_name_plural = _("rights requests")
         ordering = ["due_at", "id"]
         indexes = [models.Index(fields=["status", "due_at"], name="rights_request_queue")]
 

@@ -13,6 +13,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from comms.contacts.models import Contact
 
@@ -50,6 +51,8 @@ class MemberMessage(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("service message to a member")
+        verbose_name_plural = _("service messages to members")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["contact", "created_at"], name="membermessage_contact"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from comms.campaigns.models import Campaign
 from comms.contacts.models import Contact
@@ -37,6 +38,8 @@ class AudienceUnsubscribe(models.Model):
     propagated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("Mailchimp unsubscribe")
+        verbose_name_plural = _("Mailchimp unsubscribes")
         constraints = [
             models.UniqueConstraint(fields=["list_id", "address_key"], name="mailchimp_unsubscribe_once"),
         ]
@@ -71,6 +74,10 @@ class CampaignSend(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
 
+    class Meta:
+        verbose_name = _("Mailchimp send")
+        verbose_name_plural = _("Mailchimp sends")
+
     def __str__(self) -> str:
         return f"Mailchimp send of campaign {self.campaign_id}"
 
@@ -81,6 +88,10 @@ class SyncState(models.Model):
     list_id = models.CharField(max_length=40, unique=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_result = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("Mailchimp sync state")
+        verbose_name_plural = _("Mailchimp sync states")
 
     def __str__(self) -> str:
         return f"sync {self.list_id}"

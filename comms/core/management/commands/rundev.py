@@ -12,7 +12,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from comms.accounts.models import ApiKey, Role
 from comms.accounts.services import api_key_create
 from comms.contacts.demo import seed_demo
+from comms.contacts.models import Brand
 from comms.core import inprocess
+from comms.studio.services import studio_user_upsert
 
 
 class Command(BaseCommand):
@@ -79,12 +81,16 @@ class Command(BaseCommand):
     def _demo_credentials(self) -> None:
         """Create an admin user and one API key per role once, and show where they are kept."""
         path = Path(settings.BASE_DIR) / ".local" / "demo-credentials.txt"
-        if ApiKey.objects.filter(name__startswith="demo-").exists() and path.exists():
+        user_model = get_user_model()
+        if (
+            ApiKey.objects.filter(name__startswith="demo-").exists()
+            and user_model.objects.filter(username="marketer").exists()
+            and path.exists()
+        ):
             self.stdout.write(f"demo admin login and API keys: {path}")
             return
         path.parent.mkdir(exist_ok=True)
         lines = []
-        user_model = get_user_model()
         password = secrets.token_urlsafe(12)
         user = user_model.objects.filter(username="admin").first()
         if user is None:
@@ -93,6 +99,15 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         lines.append(f"admin login: admin / {password}  (http://127.0.0.1:8000/admin/)")
+        marketer_password = secrets.token_urlsafe(12)
+        brands = list(Brand.objects.filter(key="fit24"))
+        studio_user_upsert(
+            username="marketer", password=marketer_password, email="marketer@example.invalid", brands=brands
+        )
+        lines.append(
+            f"studio login (marketer of {', '.join(b.name for b in brands) or 'no brand'}): "
+            f"marketer / {marketer_password}  (http://127.0.0.1:8000/studio/)"
+        )
         for role in Role.values:
             ApiKey.objects.filter(name=f"demo-{role}").delete()
             _, key = api_key_create(name=f"demo-{role}", role=role)
