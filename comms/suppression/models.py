@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from comms.contacts.models import Brand, Contact
 
@@ -112,6 +113,8 @@ class Purpose(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("purpose")
+        verbose_name_plural = _("purposes")
         ordering = ["brand__key", "key"]
         constraints = [models.UniqueConstraint(fields=["brand", "key"], name="purpose_unique_key_per_brand")]
 
@@ -143,6 +146,8 @@ class PurposeNotice(models.Model):
     )
 
     class Meta:
+        verbose_name = _("notice version")
+        verbose_name_plural = _("notice versions")
         ordering = ["purpose_id", "version"]
         constraints = [
             models.UniqueConstraint(fields=["purpose", "version"], name="notice_unique_version"),
@@ -159,6 +164,10 @@ class ChainHead(models.Model):
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("chain head")
+        verbose_name_plural = _("chain heads")
 
 
 class ConsentEvent(models.Model):
@@ -210,6 +219,8 @@ class ConsentEvent(models.Model):
     hash = models.CharField(max_length=64)  # unique (Meta), without a LIKE-pattern index
 
     class Meta:
+        verbose_name = _("consent event")
+        verbose_name_plural = _("consent events")
         ordering = ["chain", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["hash"], name="event_unique_hash"),
@@ -238,6 +249,10 @@ class ConsentEvidence(models.Model):
     proof_sha256 = models.CharField(max_length=64, blank=True)
     redacted_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        verbose_name = _("consent evidence")
+        verbose_name_plural = _("consent evidence records")
+
 
 class Suppression(models.Model):
     """An address that must not be messaged in a scope. Keyed by address hash, so it outlives
@@ -256,6 +271,8 @@ class Suppression(models.Model):
     )
 
     class Meta:
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
@@ -282,6 +299,8 @@ class LedgerCheckpoint(models.Model):
     hash = models.CharField(max_length=64, unique=True)
 
     class Meta:
+        verbose_name = _("ledger checkpoint")
+        verbose_name_plural = _("ledger checkpoints")
         ordering = ["id"]
 
 
@@ -297,6 +316,10 @@ class ProofFile(models.Model):
     uploaded_by = models.CharField(max_length=100, blank=True)
     uploaded_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("proof file")
+        verbose_name_plural = _("proof files")
 
 
 class ConsentState(models.Model):
@@ -395,6 +418,8 @@ class ConsentState(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("consent state")
+        verbose_name_plural = _("consent states")
         ordering = ["contact_id", "channel", "purpose_id"]
         constraints = [
             models.UniqueConstraint(
@@ -421,3 +446,7 @@ class ConsentImportKey(models.Model):
     key = models.CharField(max_length=200, unique=True)
     event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("consent import key")
+        verbose_name_plural = _("consent import keys")

@@ -16,8 +16,7 @@ from django.utils import translation
 from tests.campaigns.campaign_helpers import make_campaign
 
 LOCALE = Path(__file__).resolve().parents[2] / "comms" / "locale" / "nb" / "LC_MESSAGES"
-# The ledger's models (comms/suppression) are not tidied yet: that app is being changed elsewhere.
-NOT_YET = {"suppression"}
+NOT_YET: set[str] = set()
 DJANGO_APPS = {"auth", "contenttypes", "sessions", "admin", "dramatiq_crontab", "django_dramatiq"}
 
 
