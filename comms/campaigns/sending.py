@@ -554,7 +554,6 @@ def reply_send(*, reply_id: int) -> str:
     """Hand one queued reply to LifeVision. Raises ``RetryLater`` when it must be tried again
     (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
     was created; the retry reuses the reply's ``external_id``, so LifeVision never sends it twice."""
-    stop: IntegrationError | Held | None = None
     with transaction.atomic():
         reply = (
             Reply.objects.select_for_update(skip_locked=True)
@@ -571,32 +570,39 @@ def reply_send(*, reply_id: int) -> str:
             text=reply.text,
             tags=[f"reply:{reply.keyword}"],
         )
-        try:
-            provider_admit("lifevision")
-            reply.attempts += 1
-            [result] = provider_send("lifevision", [message])
-        except Held as held:
-            stop = held
-        except IntegrationError as exc:
-            reply.last_error = exc.message[:300]
-            if exc.permanent:
-                reply.status = ReplyStatus.FAILED
-            else:
-                stop = exc
-        else:
-            if result.status == "accepted":
-                reply.status, reply.provider_id = ReplyStatus.SENT, result.provider_id or ""
-                reply.sent_at = timezone.now()
-            else:
-                reply.status = ReplyStatus.FAILED
-                reply.last_error = f"rejected: {result.error_code or 'unknown'}"
-        retry = _stopped_service_message(reply, stop)
+        retry = _service_attempt(reply, message)
         reply.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
     if retry is not None:
         raise retry
     if reply.status == ReplyStatus.FAILED:
         logger.warning("reply %s failed for good: %s", reply.pk, redact(reply.last_error))
     return str(reply.status)
+
+
+def _service_attempt(row: Any, message: OutboundMessage) -> RetryLater | None:
+    """One hand-off of a reply or member message (``row``, whose statuses are ``sent`` and
+    ``failed``) to LifeVision, recorded on the row (not saved): the retry to raise, if any."""
+    stop: IntegrationError | Held | None = None
+    try:
+        provider_admit("lifevision")
+        row.attempts += 1
+        [result] = provider_send("lifevision", [message])
+    except Held as held:
+        stop = held
+    except IntegrationError as exc:
+        row.last_error = exc.message[:300]
+        if exc.permanent:
+            row.status = "failed"
+        else:
+            stop = exc
+    else:
+        if result.status == "accepted":
+            row.status, row.provider_id = "sent", result.provider_id or ""
+            row.sent_at = timezone.now()
+        else:
+            row.status = "failed"
+            row.last_error = f"rejected: {result.error_code or 'unknown'}"
+    return _stopped_service_message(row, stop)
 
 
 def _stopped_service_message(row: Any, stop: IntegrationError | Held | None) -> RetryLater | None:
@@ -646,27 +652,7 @@ def member_message_send(*, message_id: int) -> str:
         if message is None:
             row.status = MemberMessageStatus.CANCELLED
         else:
-            stop: IntegrationError | Held | None = None
-            try:
-                provider_admit("lifevision")
-                row.attempts += 1
-                [result] = provider_send("lifevision", [message])
-            except Held as held:
-                stop = held
-            except IntegrationError as exc:
-                row.last_error = exc.message[:300]
-                if exc.permanent:
-                    row.status = MemberMessageStatus.FAILED
-                else:
-                    stop = exc
-            else:
-                if result.status == "accepted":
-                    row.status, row.provider_id = MemberMessageStatus.SENT, result.provider_id or ""
-                    row.sent_at = timezone.now()
-                else:
-                    row.status = MemberMessageStatus.FAILED
-                    row.last_error = f"rejected: {result.error_code or 'unknown'}"
-            retry = _stopped_service_message(row, stop)
+            retry = _service_attempt(row, message)
         row.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
     if retry is not None:
         raise retry
