@@ -419,7 +419,7 @@ def _record_stop(stopped: _HandOffStopped, *, batch_ids: list[int]) -> float | N
         if held is not None:
             return held.delay_s
         assert error is not None
-        return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
+        return _throttled_delay(error)
     window = dt.timedelta(seconds=settings.SEND_RETRY_WINDOW)
     with transaction.atomic():
         pending = Delivery.objects.filter(pk__in=ids, status__in=_PENDING)
@@ -458,8 +458,16 @@ def _record_stop(stopped: _HandOffStopped, *, batch_ids: list[int]) -> float | N
         return settings.SEND_BACKOFF_MIN if rest else None
     delay = held.delay_s if held is not None else health.backoff(int(left["attempts"] or 1))
     first_failure: dt.datetime = left["since"]
-    remaining = (first_failure + window - now).total_seconds()
-    # Retry no later than the window's end, so a message is failed when its window is over.
+    return _within_window(delay, (first_failure + window - now).total_seconds())
+
+
+def _throttled_delay(error: IntegrationError) -> float:
+    """After a 429: the provider's Retry-After (1 s without one), jittered."""
+    return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
+
+
+def _within_window(delay: float, remaining: float) -> float:
+    """Retry no later than the window's end, so a message is failed when its window is over."""
     return max(min(delay, remaining + 0.01), 0.01)
 
 
@@ -542,12 +550,13 @@ def _service_retry(
     if held is not None and held.reason != "provider_unavailable":
         return held.delay_s  # paused or rate limited: nothing used up
     if error is not None and error.throttled:
-        return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
-    remaining = (created_at + dt.timedelta(seconds=settings.SEND_RETRY_WINDOW) - timezone.now()).total_seconds()
+        return _throttled_delay(error)
+    remaining = (
+        created_at + dt.timedelta(seconds=settings.SEND_RETRY_WINDOW) - timezone.now()
+    ).total_seconds()
     if remaining <= 0:
         return None
-    delay = held.delay_s if held is not None else health.backoff(attempts)
-    return max(min(delay, remaining + 0.01), 0.01)
+    return _within_window(held.delay_s if held is not None else health.backoff(attempts), remaining)
 
 
 def reply_send(*, reply_id: int) -> str:
