@@ -7,6 +7,7 @@ appends its hash-chained event and returns what it wrote.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -25,8 +26,8 @@ from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
 from comms.errors import Conflict, Forbidden, InvalidInput
-from comms.suppression import anchors, bulk, chain
-from comms.suppression.keys import address_key
+from comms.suppression import anchors, append, bulk, chain
+from comms.suppression.keys import address_key, lock_id
 from comms.suppression.locks import withdrawal_lock
 from comms.suppression.models import (
     GENESIS_HASH,
@@ -49,7 +50,14 @@ from comms.suppression.models import (
     SuppressionChannel,
     SuppressionReason,
 )
-from comms.suppression.state import STATE_FIELDS, advance, scope_blocked, state_apply, state_levels
+from comms.suppression.state import (
+    STATE_FIELDS,
+    advance,
+    scope_blocked,
+    state_apply,
+    state_levels,
+    state_plan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -192,25 +200,140 @@ class NewEvent:
     evidence: Evidence | None = None
 
 
-def _append(**fields: Any) -> ConsentEvent:
+def _append(*, locked: append.Locked | None = None, **fields: Any) -> ConsentEvent:
     """Append one event to its chain (see ``_append_many``)."""
-    return _append_many([NewEvent(**fields)])[0]
+    return _append_many([NewEvent(**fields)], locked=locked)[0]
 
 
-def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
+def _lock_for_append(
+    contacts: Sequence[Contact | None],
+    *,
+    events: int,
+    address_locks: Iterable[str] = (),
+    suppression_keys: Iterable[str] = (),
+) -> append.Locked:
+    """PostgreSQL: take an append's locks (address keys, then chain heads) and read, under them,
+    the state and suppressions it decides on; one round trip (``append.lock``). Call it inside
+    the transaction, before deciding, and hand the result to ``_append_many``."""
+    try:
+        return append.lock(
+            chains=[_chain_for(contact.pk if contact else None) for contact in contacts] or [0],
+            events=events,
+            contacts=[contact.pk for contact in contacts if contact is not None],
+            address_locks=[lock_id(key) for key in address_locks if key],
+            suppression_keys=suppression_keys,
+        )
+    except append.Broken as exc:
+        raise LedgerBroken(
+            f"the head of chain {exc.chain} is missing but the chain has events: "
+            "run verify_ledger; nothing is appended to a chain without its head"
+        ) from None
+
+
+def _append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None = None) -> list[ConsentEvent]:
     """Append events, in the order given, to their contacts' chains in one go: the heads of the
     chains involved are row-locked (in chain order, so two bulk appends cannot deadlock), the
     events hash-chained in memory and inserted together with their evidence, the heads moved,
-    and the consent state brought in line, all in the caller's transaction."""
+    and the consent state brought in line, all in the caller's transaction. On PostgreSQL
+    ``locked`` is what the caller's ``_lock_for_append`` took (else it is taken here)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger appends must run inside a transaction")
     now = timezone.now()
     for new in new_events:
         if (new.occurred_at or now) > now + CLOCK_SKEW:
             raise InvalidInput("occurred_at", "lies in the future")
-    heads = _locked_heads([_chain_for(new.contact.pk if new.contact else None) for new in new_events])
+    if connection.vendor != "postgresql":
+        return _append_many_orm(new_events, now)
+    if locked is None:
+        locked = _lock_for_append([new.contact for new in new_events], events=len(new_events))
+    if len(locked.ids) < len(new_events):
+        raise RuntimeError("the append's lock drew fewer event ids than it has events")
+    heads = locked.heads
     events: list[ConsentEvent] = []
-    evidence_rows: list[tuple[ConsentEvent, Evidence]] = []
+    evidence_rows: list[dict[str, Any]] = []
+    ids = iter(locked.ids)
+    for new in new_events:
+        contact = new.contact
+        chain_number = _chain_for(contact.pk if contact else None)
+        head = heads[chain_number]  # KeyError: the caller locked other chains than it appends to
+        if contact is not None and contact.pk not in locked.contacts:
+            raise RuntimeError("the append's lock did not read this contact's state")
+        evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
+        event = ConsentEvent.from_db(
+            "default",
+            append.EVENT_COLUMNS,
+            (
+                next(ids),
+                chain_number,
+                head[0] + 1,
+                contact.pk if contact else None,
+                new.brand.pk if new.brand else (contact.brand_id if contact else None),
+                new.key,
+                new.channel,
+                new.purpose.pk if new.purpose else None,
+                new.action,
+                new.basis,
+                new.source,
+                new.principal.actor,
+                new.principal.user.pk if new.principal.user else None,
+                new.principal.guardian.pk if new.principal.guardian else None,
+                new.principal.recorded_by[:100],
+                new.notice.pk if new.notice else None,
+                new.confirms.pk if new.confirms else None,
+                new.pending_confirmation,
+                new.opt_out_offered,
+                new.reason,
+                new.occurred_at or now,
+                now,
+                (
+                    chain.evidence_hash(
+                        ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+                    )
+                    if evidence
+                    else ""
+                ),
+                head[1],
+                "",
+            ),
+        )
+        # The related objects the caller holds, so listeners and callers read no row again.
+        if contact is not None:
+            event.contact = contact
+        if new.purpose is not None:
+            event.purpose = new.purpose
+        if new.notice is not None:
+            event.notice = new.notice
+        if new.confirms is not None:
+            event.confirms = new.confirms
+        event.hash = chain.event_hash(event)
+        head[0], head[1] = event.seq, event.hash
+        events.append(event)
+        if evidence:
+            evidence_rows.append(
+                {
+                    "event_id": event.pk,
+                    "ip": evidence.ip,
+                    "user_agent": evidence.user_agent,
+                    "proof_sha256": evidence.proof_sha256,
+                    "redacted_at": None,
+                }
+            )
+    created, changed = state_plan(events, locked.levels, lambda level: append.blank_state(level, now))
+    for row in changed:
+        row.updated_at = now
+    append.write(
+        events=events, evidence=evidence_rows, heads=heads, now=now, state_new=created, state_changed=changed
+    )
+    for event in events:
+        for listener in _listeners:
+            listener(event)
+    return events
+
+
+def _append_many_orm(new_events: Sequence[NewEvent], now: datetime) -> list[ConsentEvent]:
+    """The same append through the ORM (SQLite, the zero-setup default: one writer at a time)."""
+    heads = {number: _locked_head_orm(number) for number in sorted({_chain_for(n.contact.pk if n.contact else None) for n in new_events})}
+    events: list[ConsentEvent] = []
     for new in new_events:
         head = heads[_chain_for(new.contact.pk if new.contact else None)]
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
@@ -247,26 +370,15 @@ def _append_many(new_events: Sequence[NewEvent]) -> list[ConsentEvent]:
         )
         event.hash = chain.event_hash(event)
         head.seq, head.hash = event.seq, event.hash
-        events.append(event)
+        event.save(force_insert=True)
         if evidence:
-            evidence_rows.append((event, evidence))
-    if len(events) == 1:
-        bulk.insert_one(events[0])
-    else:
-        bulk.insert_rows(events)
-    evidences = [
-        ConsentEvidence(
-            event=event, ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
-        )
-        for event, evidence in evidence_rows
-    ]
-    if len(evidences) == 1:
-        bulk.insert_one(evidences[0])
-    else:
-        bulk.insert_rows(evidences)
+            ConsentEvidence.objects.create(
+                event=event, ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+            )
+        events.append(event)
     for head in heads.values():
         head.updated_at = now
-        bulk.update_one(head, ["seq", "hash", "updated_at"])
+        head.save(update_fields=["seq", "hash", "updated_at"])
     state_apply(events)
     for event in events:
         for listener in _listeners:
@@ -356,10 +468,20 @@ def _is_minor(contact: Contact, at: datetime) -> bool:
     return age is not None and age < settings.DIGITAL_CONSENT_AGE
 
 
-def _person_blocked(contact: Contact, channel: str, purpose: Purpose, key: str) -> bool:
+def _pg() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _person_blocked(
+    contact: Contact, channel: str, purpose: Purpose, key: str, *, locked: append.Locked | None = None
+) -> bool:
     """Did the person withdraw or object in this scope (or suppress the address) without a
     grant made effective since, in the fold's order? Then a new grant must wait for their
-    double opt-in."""
+    double opt-in. ``locked``: what the append's lock read (PostgreSQL), else read here."""
+    if locked is not None:
+        return locked.person_suppressed(key=key, channel=channel, brand_id=contact.brand_id) or scope_blocked(
+            locked.levels, contact.pk, channel, purpose.pk
+        )
     if _person_suppressed(brand_id=contact.brand_id, channel=channel, keys=[key]):
         return True
     return scope_blocked(state_levels([contact.pk]), contact.pk, channel, purpose.pk)
@@ -603,12 +725,15 @@ def consent_grant(
         occurred_at=occurred_at,
     )
     with transaction.atomic():
+        # Decided under the chain head's lock: a withdrawal committed just before is seen.
+        locked = _lock_for_append([contact], events=1, suppression_keys=[key]) if _pg() else None
         pending = (
             require_confirmation
             or source in DOUBLE_OPT_IN_SOURCES
-            or _person_blocked(contact, channel, purpose, key)
+            or _person_blocked(contact, channel, purpose, key, locked=locked)
         )
         return _append(
+            locked=locked,
             action=Action.GRANT,
             source=source,
             principal=principal,
@@ -654,10 +779,13 @@ def consent_confirm(
         # Two confirmations of the same link must not both pass the check. They append to the
         # same chain, so its head lock (taken again by _append) orders them; a row lock on the
         # grant would need UPDATE on the ledger, which the service role does not hold.
-        _locked_heads([_chain_for(contact.pk)])
+        locked = _lock_for_append([contact], events=1) if _pg() else None
+        if locked is None:
+            _locked_heads([_chain_for(contact.pk)])
         if ConsentEvent.objects.filter(action=Action.CONFIRM, confirms=grant).exists():
             raise Conflict("that grant is already confirmed")
         event = _append(
+            locked=locked,
             action=Action.CONFIRM,
             source=source,
             principal=principal,
@@ -728,9 +856,14 @@ def consent_withdraw(
     channels = [channel] if channel else list(Channel.values)
     keys = _contact_keys(contact, channels)
     with transaction.atomic():
-        withdrawal_lock(keys.values())
+        locked = None
+        if _pg():  # the address locks and the chain head in one round trip
+            locked = _lock_for_append([contact], events=1, address_locks=keys.values())
+        else:
+            withdrawal_lock(keys.values())
         primary_key = keys.get(channel or "", "") if channel else next(iter(keys.values()), "")
         event = _append(
+            locked=locked,
             action=Action.WITHDRAW,
             source=source,
             principal=principal,
@@ -1022,16 +1155,26 @@ def _import_contacts(
     chunk: Sequence[ConsentImportRow],
 ) -> tuple[dict[int, Contact], dict[tuple[str, str], Contact]]:
     ids = {row.contact_id for row in chunk if row.contact_id is not None}
-    by_id = {c.pk: c for c in Contact.objects.select_related("brand").filter(pk__in=ids)}
+    # One Brand instance per brand, not one per contact (select_related builds one per row).
+    brands: dict[int, Brand] = {}
+
+    def with_brand(contact: Contact) -> Contact:
+        brand = brands.get(contact.brand_id)
+        if brand is None:
+            brand = brands[contact.brand_id] = Brand.objects.get(pk=contact.brand_id)
+        Contact.brand.field.set_cached_value(contact, brand)
+        return contact
+
+    by_id = {c.pk: with_brand(c) for c in Contact.objects.filter(pk__in=ids)}
     external = {(row.brand, row.contact_external_id) for row in chunk if row.contact_id is None}
     by_external: dict[tuple[str, str], Contact] = {}
     if external:
         query = Q()
         for brand_key, external_id in external:
             query |= Q(brand__key=brand_key, external_id=external_id)
-        for contact in Contact.objects.select_related("brand").filter(query):
+        for contact in Contact.objects.filter(query):
             assert contact.external_id is not None
-            by_external[(contact.brand.key, contact.external_id)] = contact
+            by_external[(with_brand(contact).brand.key, contact.external_id)] = contact
     return by_id, by_external
 
 
@@ -1126,16 +1269,32 @@ def _import_chunk(
         return
 
     # Withdrawals are ordered against senders by the exclusive address lock, as one would be.
-    withdrawal_lock(key for _, row, _, _, _, key in prepared if row.action == Action.WITHDRAW)
-    # Whether a grant must wait for double opt-in depends on what came before it, this chunk's
-    # earlier rows included: a copy of the state is advanced row by row, as appends would.
-    levels = state_levels({contact.pk for _, _, contact, _, _, _ in prepared})
+    # Whether a grant must wait for double opt-in depends on what came before it, read under the
+    # chain heads' locks, and on this chunk's earlier rows: a copy of the state is advanced row
+    # by row, as appends would.
+    withdrawing = [key for _, row, _, _, _, key in prepared if row.action == Action.WITHDRAW]
+    locked: append.Locked | None = None
     suppressed: set[tuple[str, str]] = set()
-    for brand_id, channel in {(c.brand_id, r.channel) for _, r, c, _, _, _ in prepared}:
-        keys = [k for _, r, c, _, _, k in prepared if c.brand_id == brand_id and r.channel == channel]
-        suppressed |= {
-            (channel, k) for k in _person_suppressed(brand_id=brand_id, channel=channel, keys=keys)
-        }
+    if _pg():
+        locked = _lock_for_append(
+            [contact for _, _, contact, _, _, _ in prepared],
+            events=len(prepared),
+            address_locks=withdrawing,
+            suppression_keys=[key for _, row, _, _, _, key in prepared if row.action == Action.GRANT],
+        )
+        # A copy: the append advances the stored rows themselves.
+        levels: dict[Any, Any] = {level: copy.copy(row) for level, row in locked.levels.items()}
+        for _, row, contact, _, _, key in prepared:
+            if locked.person_suppressed(key=key, channel=row.channel, brand_id=contact.brand_id):
+                suppressed.add((row.channel, key))
+    else:
+        withdrawal_lock(withdrawing)
+        levels = state_levels({contact.pk for _, _, contact, _, _, _ in prepared})
+        for brand_id, channel in {(c.brand_id, r.channel) for _, r, c, _, _, _ in prepared}:
+            keys = [k for _, r, c, _, _, k in prepared if c.brand_id == brand_id and r.channel == channel]
+            suppressed |= {
+                (channel, k) for k in _person_suppressed(brand_id=brand_id, channel=channel, keys=keys)
+            }
     specs: list[NewEvent] = []
     for _, row, contact, purpose, notice, key in prepared:
         if row.action == Action.GRANT:
@@ -1176,7 +1335,7 @@ def _import_chunk(
                 suppressed.add((row.channel, key))
         specs.append(spec)
         _advance_copy(levels, spec)
-    events = _append_many(specs)
+    events = _append_many(specs, locked=locked)
     for (_, row, contact, purpose, _, key), event in zip(prepared, events, strict=True):
         if row.action == Action.WITHDRAW and purpose is None and key:
             _suppress(

@@ -12,7 +12,7 @@ that builds the state of existing data and for ``verify_ledger --state``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,39 +158,41 @@ def _blank(model: type[Model], level: Level, now: datetime) -> Any:
     return model(contact_id=contact_id, channel=channel, purpose_id=purpose_id, updated_at=now)
 
 
+def state_plan(
+    events: Sequence[ConsentEvent], levels: dict[Level, Any], blank: Callable[[Level], Any]
+) -> tuple[list[Any], list[Any]]:
+    """Advance ``levels`` (the stored rows of the events' contacts, by level) by newly appended
+    ``events``, in order; returns the rows to insert and the stored rows that changed."""
+    created: dict[Level, Any] = {}
+    changed: dict[Level, Any] = {}
+    for event in events:
+        if event.action not in SCOPE_ACTIONS or not event.contact_id:
+            continue
+        level = level_of(event)
+        found = levels.get(level)
+        if found is None:
+            found = levels[level] = created[level] = blank(level)
+        if advance(found, event) and level not in created:
+            changed[level] = found
+    return list(created.values()), list(changed.values())
+
+
 def state_apply(events: Sequence[ConsentEvent]) -> None:
-    """Bring the state in line with newly appended ``events`` (same transaction as the append;
-    the chain head locks the caller holds serialise writers of one contact)."""
+    """Bring the state in line with newly appended ``events`` through the ORM (SQLite; on
+    PostgreSQL ``services._append_many`` writes the state with the events in one statement).
+    Same transaction as the append; the chain head locks serialise writers of one contact."""
     scoped = [event for event in events if event.action in SCOPE_ACTIONS and event.contact_id]
     if not scoped:
         return
-    levels = {level_of(event) for event in scoped}
-    contact_ids = {level[0] for level in levels}
-    rows: dict[Level, ConsentState] = {}
-    for row in _stored_rows(contact_ids):
-        level = (row.contact_id, row.channel, row.purpose_id)
-        if level in levels:
-            rows[level] = row
     now = timezone.now()
-    created: dict[Level, ConsentState] = {}
-    changed: dict[Level, ConsentState] = {}
-    for event in scoped:
-        level = level_of(event)
-        found = rows.get(level)
-        if found is None:
-            found = rows[level] = created[level] = _blank(ConsentState, level, now)
-        if advance(found, event) and level not in created:
-            changed[level] = found
-    for row in changed.values():
+    levels = state_levels({event.contact_id for event in scoped if event.contact_id})
+    created, changed = state_plan(scoped, levels, lambda level: _blank(ConsentState, level, now))
+    for row in changed:
         row.updated_at = now
-    if len(created) + len(changed) == 1:  # one append: one plain statement
-        for row in created.values():
-            bulk.insert_one(row)
-        for row in changed.values():
-            bulk.update_one(row, [*STATE_FIELDS, "updated_at"])
-        return
-    bulk.insert_rows(list(created.values()))
-    bulk.update_rows(list(changed.values()), [*STATE_FIELDS, "updated_at"])
+    for row in created:
+        row.save(force_insert=True)
+    for row in changed:
+        row.save(update_fields=[*STATE_FIELDS, "updated_at"])
 
 
 def _scope_events(event_model: type[Model], contact_ids: Iterable[int]) -> Iterator[Any]:
