@@ -14,7 +14,8 @@ One command: ``bin/bench-gate [--contacts 1000000] [--sizes 10000,100000,1000000
    the ledger's bulk path, ``comms.suppression.services.consents_import`` (hash-chained,
    state kept, no SQL shortcut): one grant per contact, then a withdrawal (same purpose) for
    every 20th contact, 5 %. ``bulk_append_per_s`` = events / seconds of the whole import (row
-   building included). Then ``ANALYZE``, as an operator's autovacuum would do after a load.
+   building included), with ``--import-chains`` chains and ``--import-workers`` worker threads
+   (``consents_import`` splits the rows by chain over them; 1 and 1 is the sequential path). Then ``ANALYZE``, as an operator's autovacuum would do after a load.
 2. Preview: for each ``--sizes`` value an audience of that many contacts (the first ``size``
    contacts by id) decided by ``comms.suppression.gate.audience_counts`` (the set-based gate
    ``campaign_preview`` uses), twice; the second (warm) time is reported, with pairs/s. The
@@ -154,10 +155,12 @@ def email(n: int) -> str:
     return f"member{n:07d}@bench-gate.example"
 
 
-def setup(contacts: int, pool: int) -> dict[str, Any]:
+def setup(contacts: int, pool: int, chains: int, workers: int) -> dict[str, Any]:
     """Fresh database, the data set and its consents through the bulk ledger path. Returns the
     timings; runs in a spawned process (its memory is not the gate's)."""
     apply_env()
+    os.environ["COMMS_LEDGER_CHAINS"] = str(chains)
+    os.environ["COMMS_IMPORT_WORKERS"] = str(workers)
     reset_state()
     import django
 
@@ -276,6 +279,8 @@ def setup(contacts: int, pool: int) -> dict[str, Any]:
     return {
         "contacts": contacts,
         "pool": pool,
+        "import_chains": chains,
+        "import_workers": workers,
         "first_id": first_id,
         "migrate_s": round(migrate_s, 2),
         "contacts_s": round(contacts_s, 2),
@@ -291,7 +296,7 @@ def setup(contacts: int, pool: int) -> dict[str, Any]:
     }
 
 
-def reusable(contacts: int, pool: int) -> dict[str, Any] | None:
+def reusable(contacts: int, pool: int, chains: int, workers: int) -> dict[str, Any] | None:
     """The stored set-up, if the database holds exactly this data set."""
     try:
         record = stored_setup()
@@ -300,6 +305,9 @@ def reusable(contacts: int, pool: int) -> dict[str, Any] | None:
         return None
     if not record or record.get("contacts") != contacts or record.get("pool") != pool:
         log(f"--reuse: the database does not hold {contacts} contacts + {pool} pool; setting up afresh")
+        return None
+    if (record.get("import_chains", 1), record.get("import_workers", 1)) != (chains, workers):
+        log("--reuse: the stored import ran with other --import-chains/--import-workers; setting up afresh")
         return None
     return record
 
@@ -620,6 +628,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--verify-timeout", type=float, default=300, help="seconds state_verify may take before its query is cancelled"
     )
+    parser.add_argument(
+        "--import-chains", type=int, default=4, help="COMMS_LEDGER_CHAINS for the bulk import (set-up)"
+    )
+    parser.add_argument(
+        "--import-workers", type=int, default=2, help="COMMS_IMPORT_WORKERS for the bulk import (set-up)"
+    )
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--output", type=Path, default=RESULTS / "gate.json")
     args = parser.parse_args(argv)
@@ -637,14 +651,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     apply_env()
 
-    record = reusable(args.contacts, args.pool) if args.reuse else None
+    record = reusable(args.contacts, args.pool, args.import_chains, args.import_workers) if args.reuse else None
     if record is not None:
         log(f"--reuse: {DB_NAME} holds {args.contacts} contacts (set up {record.get('done_at')}); no set-up")
         reused = True
     else:
         log(f"fresh database {DB_NAME}: {args.contacts} contacts + {args.pool} pool, consents via consents_import")
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            record = pool.submit(setup, args.contacts, args.pool).result(timeout=6 * 3600)
+            record = pool.submit(setup, args.contacts, args.pool, args.import_chains, args.import_workers).result(
+                timeout=6 * 3600
+            )
         store_setup(record)
         reused = False
 
@@ -734,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
         "check_max_ms": check_stats["max_ms"],
         "checks": check_stats["checks"],
         "bulk_append_per_s": record.get("bulk_append_per_s"),
+        "bulk_append_chains": record.get("import_chains", 1),
+        "bulk_append_workers": record.get("import_workers", 1),
         "concurrent_append_per_s": {key: run["events_per_s"] for key, run in concurrent.items()},
         "concurrent": concurrent,
         "peak_rss_mb": peak_rss_mb,
@@ -796,7 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         ("peak RSS", f"{peak_rss_mb} MB  {met('peak_rss_mb', peak_rss_mb)}"),
         (
             "bulk import",
-            f"{record.get('bulk_append_per_s')} events/s ({record.get('import_events')} in {record.get('import_s')} s)  "
+            f"{record.get('bulk_append_per_s')} events/s ({record.get('import_events')} in {record.get('import_s')} s, "
+            f"{record.get('import_chains', 1)} chains, {record.get('import_workers', 1)} workers)  "
             f"{met('bulk_append_per_s', record.get('bulk_append_per_s'))}",
         ),
     ]

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -1127,6 +1128,8 @@ class ConsentImportResult:
     unchanged: int = 0
     errors: list[ConsentImportError] = field(default_factory=list)
     event_ids: list[int] = field(default_factory=list)
+    # The row index of each of ``event_ids`` (merging the results of parallel workers).
+    event_indexes: list[int] = field(default_factory=list, repr=False)
 
 
 IMPORT_ACTIONS = (Action.GRANT, Action.WITHDRAW)
@@ -1134,21 +1137,133 @@ IMPORT_CHUNK = 1000
 
 
 def consents_import(
-    *, rows: Sequence[ConsentImportRow], principal: Principal, start_index: int = 0
+    *,
+    rows: Sequence[ConsentImportRow],
+    principal: Principal,
+    start_index: int = 0,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ConsentImportResult:
     """Append many consents in one transaction per chunk of ``IMPORT_CHUNK`` rows, under the
     chain heads' locks, hash-chained as single appends are. Each row is checked as
     ``consent_grant`` / ``consent_withdraw`` check theirs; a bad row is reported (index, field)
     and writes nothing, the good rows are kept. A row whose ``external_key`` is already in the
-    ledger is left alone (``unchanged``), so a re-run of the same file adds nothing. A grant
-    after the person withdrew or objected waits for their double opt-in, exactly as one grant
-    would; withdrawals take the address lock that orders them against senders."""
+    ledger is left alone (``unchanged``), so a re-run of the same file adds nothing; a key that
+    appears twice in ``rows`` is an error the second time. A grant after the person withdrew or
+    objected waits for their double opt-in, exactly as one grant would; withdrawals take the
+    address lock that orders them against senders.
+
+    With several ledger chains (``COMMS_LEDGER_CHAINS``) on PostgreSQL, outside a transaction,
+    the rows are split by their contact's chain over ``workers`` threads
+    (``COMMS_IMPORT_WORKERS``), each with its own connection and chains: no two lock the same
+    head, and each contact's rows stay in their order. ``progress`` is called with the number
+    of rows done after each chunk."""
+    indexed = list(enumerate(rows, start=start_index))
     result = ConsentImportResult()
-    for offset in range(0, len(rows), IMPORT_CHUNK):
-        chunk = rows[offset : offset + IMPORT_CHUNK]
-        with transaction.atomic():
-            _import_chunk(chunk, start_index + offset, principal, result)
+    duplicates = _import_duplicates(indexed)
+    for index, row in duplicates:
+        result.errors.append(
+            ConsentImportError(index, row.external_key, "external_key", "appears twice in this import")
+        )
+    if duplicates:
+        dropped = {index for index, _ in duplicates}
+        indexed = [(index, row) for index, row in indexed if index not in dropped]
+        if progress is not None:
+            progress(len(duplicates))
+    workers = settings.IMPORT_WORKERS if workers is None else workers
+    parallel = (
+        workers > 1
+        and settings.LEDGER_CHAINS > 1
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and len(indexed) > IMPORT_CHUNK
+    )
+    if not parallel:
+        _import_rows(indexed, principal, result, progress)
+    else:
+        parts = _import_partitions(indexed, workers)
+        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="consents-import") as pool:
+            futures = [pool.submit(_import_rows_thread, part, principal, progress) for part in parts]
+            for future in futures:
+                part_result = future.result()  # a worker's exception is this call's
+                result.created += part_result.created
+                result.unchanged += part_result.unchanged
+                result.errors.extend(part_result.errors)
+                result.event_ids.extend(part_result.event_ids)
+                result.event_indexes.extend(part_result.event_indexes)
+        order = sorted(range(len(result.event_ids)), key=result.event_indexes.__getitem__)
+        result.event_ids = [result.event_ids[i] for i in order]
+        result.event_indexes = [result.event_indexes[i] for i in order]
+    result.errors.sort(key=lambda error: error.index)
     return result
+
+
+def _import_duplicates(indexed: Sequence[tuple[int, ConsentImportRow]]) -> list[tuple[int, ConsentImportRow]]:
+    seen: set[str] = set()
+    duplicates = []
+    for index, row in indexed:
+        if not row.external_key:
+            continue
+        if row.external_key in seen:
+            duplicates.append((index, row))
+        seen.add(row.external_key)
+    return duplicates
+
+
+def _import_rows(
+    indexed: Sequence[tuple[int, ConsentImportRow]],
+    principal: Principal,
+    result: ConsentImportResult,
+    progress: Callable[[int], None] | None,
+) -> None:
+    for offset in range(0, len(indexed), IMPORT_CHUNK):
+        chunk = indexed[offset : offset + IMPORT_CHUNK]
+        with transaction.atomic():
+            _import_chunk(chunk, principal, result)
+        if progress is not None:
+            progress(len(chunk))
+
+
+def _import_rows_thread(
+    indexed: Sequence[tuple[int, ConsentImportRow]],
+    principal: Principal,
+    progress: Callable[[int], None] | None,
+) -> ConsentImportResult:
+    """One parallel worker: its own connection (Django's are per thread), closed at the end."""
+    result = ConsentImportResult()
+    try:
+        _import_rows(indexed, principal, result, progress)
+    finally:
+        connection.close()
+    return result
+
+
+def _import_partitions(
+    indexed: Sequence[tuple[int, ConsentImportRow]], workers: int
+) -> list[list[tuple[int, ConsentImportRow]]]:
+    """The rows split by their contact's chain (chain mod ``workers``), each part in the rows'
+    order. A row naming no known contact goes to the first part (it is reported there)."""
+    wanted: dict[str, set[str]] = {}
+    for _, row in indexed:
+        if row.contact_id is None and row.brand and row.contact_external_id:
+            wanted.setdefault(row.brand, set()).add(row.contact_external_id)
+    external: dict[tuple[str, str], int] = {}
+    for brand_key, external_ids in wanted.items():
+        for external_id, contact_id in Contact.objects.filter(
+            brand__key=brand_key, external_id__in=list(external_ids)
+        ).values_list("external_id", "pk"):
+            assert external_id is not None
+            external[(brand_key, external_id)] = contact_id
+    count = min(workers, settings.LEDGER_CHAINS)
+    parts: list[list[tuple[int, ConsentImportRow]]] = [[] for _ in range(count)]
+    for index, row in indexed:
+        known = (
+            row.contact_id
+            if row.contact_id is not None
+            else external.get((row.brand, row.contact_external_id))
+        )
+        parts[_chain_for(known) % count if known is not None else 0].append((index, row))
+    return [part for part in parts if part]
 
 
 def _import_contacts(
@@ -1179,8 +1294,9 @@ def _import_contacts(
 
 
 def _import_chunk(
-    chunk: Sequence[ConsentImportRow], first_index: int, principal: Principal, result: ConsentImportResult
+    indexed: Sequence[tuple[int, ConsentImportRow]], principal: Principal, result: ConsentImportResult
 ) -> None:
+    chunk = [row for _, row in indexed]
     keys = [row.external_key for row in chunk if row.external_key]
     if connection.vendor == "postgresql":  # one array, not a thousand literals to parse
         known = {
@@ -1198,8 +1314,7 @@ def _import_chunk(
     notices: dict[tuple[int, int | None], PurposeNotice | None] = {}
     prepared: list[tuple[int, ConsentImportRow, Contact, Purpose | None, PurposeNotice | None, str]] = []
     seen_keys: set[str] = set()
-    for position, row in enumerate(chunk):
-        index = first_index + position
+    for index, row in indexed:
         try:
             if not row.external_key or len(row.external_key) > 200:
                 raise InvalidInput("external_key", "is required (at most 200 characters)")
@@ -1362,6 +1477,7 @@ def _import_chunk(
         )
     result.created += len(events)
     result.event_ids.extend(event.pk for event in events)
+    result.event_indexes.extend(index for index, *_ in prepared)
 
 
 def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:

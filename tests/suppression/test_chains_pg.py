@@ -5,6 +5,7 @@ whole."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 
 from comms.contacts.models import Contact
 from comms.suppression import selectors, services
+from comms.suppression.gate import check
 from comms.suppression.models import GENESIS_HASH, ChainHead, ConsentEvent, Purpose
 from comms.suppression.services import Principal
 from comms.suppression.state import state_verify
@@ -177,3 +180,91 @@ def test_concurrent_single_appends_across_four_chains_keep_every_chain_whole(
     assert result.ok, result
     assert result.events_checked == before + APPENDS
     assert state_verify()[1] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_over_four_chains_runs_in_parallel_workers_and_keeps_every_rule(
+    four_chains: int, monkeypatch: pytest.MonkeyPatch, make_contact: Callable[..., Contact], purpose: Purpose
+) -> None:
+    """Outside a transaction, with several chains, ``consents_import`` splits the rows by chain
+    over threads: each contact's rows keep their file order (a withdrawal after a grant wins; a
+    grant after a withdrawal waits for double opt-in), bad rows and a key given twice are
+    reported by their index, ids come back in row order, and every chain and the state verify."""
+    monkeypatch.setattr(services, "IMPORT_CHUNK", 5)  # many chunks per worker
+    used: set[str] = set()
+    real = services._import_rows_thread
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        used.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_import_rows_thread", spy)
+    contacts = [make_contact(external_id=f"x{n}") for n in range(16)]
+    grant(make_contact(), purpose)  # a single append before the import
+    base = timezone.now() - dt.timedelta(days=40)
+    rows: list[services.ConsentImportRow] = []
+    for n, contact in enumerate(contacts):
+        by_external = n % 4 == 0
+        steps = ["grant", "withdraw"] if n % 2 else ["withdraw", "grant"]
+        for k, action in enumerate(steps):
+            rows.append(
+                services.ConsentImportRow(
+                    external_key=f"p{n}-{k}",
+                    channel="email",
+                    purpose=purpose.key,
+                    occurred_at=base + dt.timedelta(days=k),
+                    contact_id=None if by_external else contact.pk,
+                    brand="fit24" if by_external else "",
+                    contact_external_id=f"x{n}" if by_external else "",
+                    action=action,
+                )
+            )
+    rows.insert(
+        7,
+        services.ConsentImportRow(
+            external_key="p1-0",
+            channel="email",
+            purpose=purpose.key,
+            occurred_at=base,
+            contact_id=contacts[3].pk,
+        ),
+    )
+    rows.insert(
+        20,
+        services.ConsentImportRow(
+            external_key="bad",
+            channel="fax",
+            purpose=purpose.key,
+            occurred_at=base,
+            contact_id=contacts[5].pk,
+        ),
+    )
+    before = ConsentEvent.objects.count()
+
+    result = services.consents_import(rows=rows, principal=STAFF, workers=2)
+
+    assert len(used) == 2  # two worker threads ran
+    assert [(e.index, e.external_key, e.field) for e in result.errors] == [
+        (7, "p1-0", "external_key"),
+        (20, "bad", "channel"),
+    ]
+    assert result.created == 32 and ConsentEvent.objects.count() == before + 32
+    assert result.event_indexes == sorted(result.event_indexes)
+    events = {event.pk: event for event in ConsentEvent.objects.filter(pk__in=result.event_ids)}
+    assert [events[pk].action for pk in result.event_ids] == [
+        r.action for i, r in enumerate(rows) if i not in (7, 20)
+    ]
+    for n, contact in enumerate(contacts):
+        decision = check(contact=contact, channel="email", purpose=purpose)
+        if n % 2:  # grant, then withdrawal: withdrawn
+            assert decision.reason == "withdrawn", (n, decision)
+        else:  # withdrawal, then a grant that waits for the person's confirmation
+            assert not decision.allowed, (n, decision)
+            last = events[[pk for pk in result.event_ids if events[pk].contact_id == contact.pk][-1]]
+            assert last.action == "grant" and last.pending_confirmation
+    _assert_every_chain_unbroken(CHAINS)
+    verified = selectors.ledger_verify()
+    assert verified.ok, verified
+    assert state_verify()[1] == []
+    again = services.consents_import(rows=rows, principal=STAFF, workers=2)
+    assert (again.created, again.unchanged) == (0, 32)
