@@ -194,18 +194,22 @@ class ConsentEvent(models.Model):
     basis = models.CharField(max_length=20, choices=Basis.choices, blank=True)
     source = models.CharField(max_length=30, choices=Source.choices)
     actor = models.CharField(max_length=10, choices=Actor.choices)
+    # The optional references are indexed only where set (Meta): most events have none, and a
+    # full index would take a NULL entry from every append.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     actor_contact = models.ForeignKey(
-        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     # Name of the API key (or other system principal) that recorded the event.
     recorded_by = models.CharField(max_length=100, blank=True)
     notice = models.ForeignKey(
-        PurposeNotice, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        PurposeNotice, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
-    confirms = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    confirms = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     # A grant that waits for double opt-in before the gate may rely on it.
     pending_confirmation = models.BooleanField(default=False)
     # Soft opt-in: the chance to refuse was offered when the address was collected.
@@ -231,6 +235,12 @@ class ConsentEvent(models.Model):
         indexes = [
             models.Index(fields=["contact", "occurred_at"], name="event_contact_occurred"),
             models.Index(fields=["address_key"], name="event_address_key"),
+            models.Index(fields=["actor_user"], name="event_actor_user", condition=Q(actor_user__isnull=False)),
+            models.Index(
+                fields=["actor_contact"], name="event_actor_contact", condition=Q(actor_contact__isnull=False)
+            ),
+            models.Index(fields=["notice"], name="event_notice", condition=Q(notice__isnull=False)),
+            models.Index(fields=["confirms"], name="event_confirms", condition=Q(confirms__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -344,7 +354,10 @@ class ConsentState(models.Model):
     # a write unless the event exists, is of the column's kind and scope and sits at the stored
     # order; events are never deleted, so a foreign key (and its index, which nothing reads)
     # would only add a check and an index write to every append.
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Indexed by state_purpose_channel (purpose, channel).
+    purpose = models.ForeignKey(
+        Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     # The latest grant or confirmation that made consent effective, and the grant it rests on
     # (for a confirmation: the grant it confirms), with what the gate's rules read of it.
     positive_event = models.ForeignKey(

@@ -18,8 +18,8 @@ PL/pgSQL function in READ COMMITTED):
 ``comms_ledger_write`` inserts the events and their evidence, moves the heads and inserts or
 updates the state rows, from JSON arrays. Both are SECURITY INVOKER: the caller's privileges,
 the append-only triggers and the state guard apply exactly as to single statements. The UPDATE
-of the state names its columns; ``tests/suppression/test_append_functions_pg.py`` checks they
-are the model's, so a new state column cannot be silently left out.
+and the INSERT of the state name their columns; ``tests/suppression/test_append_functions_pg.py``
+checks they are the model's, so a new state column cannot be silently left out.
 """
 
 from django.db import migrations
@@ -45,6 +45,8 @@ STATE_UPDATE_COLUMNS = (
     "restricted",
     "updated_at",
 )
+# A new state row: its level and every column the events determine (the id is the table's).
+STATE_INSERT_COLUMNS = ("contact_id", "channel", "purpose_id", *STATE_UPDATE_COLUMNS)
 
 PRELUDE = """
 CREATE OR REPLACE FUNCTION comms_ledger_prelude(
@@ -120,12 +122,8 @@ BEGIN
         FROM jsonb_to_recordset(p_heads) AS u(chain int, seq bigint, hash text, updated_at timestamptz)
         WHERE h.chain = u.chain;
     IF jsonb_array_length(p_state_new) > 0 THEN
-        INSERT INTO suppression_consentstate
-            SELECT r.* FROM jsonb_array_elements(p_state_new) AS e,
-                LATERAL jsonb_populate_record(
-                    NULL::suppression_consentstate,
-                    e || jsonb_build_object('id', nextval('{state_seq}'::regclass))
-                ) AS r;
+        INSERT INTO suppression_consentstate ({insert_columns})
+            SELECT {insert_values} FROM jsonb_populate_recordset(NULL::suppression_consentstate, p_state_new) AS u;
     END IF;
     IF jsonb_array_length(p_state_changed) > 0 THEN
         UPDATE suppression_consentstate AS t SET ({columns}) = ({values})
@@ -143,11 +141,10 @@ def create(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_serial_sequence('suppression_consentevent', 'id')")
         event_seq = cursor.fetchone()[0]
-        cursor.execute("SELECT pg_get_serial_sequence('suppression_consentstate', 'id')")
-        state_seq = cursor.fetchone()[0]
     schema_editor.execute(PRELUDE.replace("{event_seq}", event_seq), params=None)
     schema_editor.execute(
-        WRITE.replace("{state_seq}", state_seq)
+        WRITE.replace("{insert_columns}", ", ".join(STATE_INSERT_COLUMNS))
+        .replace("{insert_values}", ", ".join(f"u.{name}" for name in STATE_INSERT_COLUMNS))
         .replace("{columns}", ", ".join(STATE_UPDATE_COLUMNS))
         .replace("{values}", ", ".join(f"u.{name}" for name in STATE_UPDATE_COLUMNS)),
         params=None,
