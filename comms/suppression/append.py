@@ -18,6 +18,8 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from django.db.models.base import ModelState
+
 from comms.suppression import bulk
 from comms.suppression.models import GENESIS_HASH, PERSON_CAUSED_REASONS, ConsentEvent, ConsentState
 
@@ -58,6 +60,24 @@ class Locked:
         return any(
             (key, each, brand) in self.suppressed for each in (channel, "all") for brand in (brand_id, None)
         )
+
+
+def event_instance(values: Sequence[Any], **related: Any) -> ConsentEvent:
+    """A saved-looking ``ConsentEvent`` from its column values in ``EVENT_COLUMNS`` order, with
+    the ``related`` objects (contact, purpose, …) cached as Django caches a loaded relation. It
+    skips ``Model.__init__`` and its per-field descriptors (no signals: nothing listens to a
+    ledger event's ``pre_init``/``post_init``); an import builds thousands of them."""
+    event = ConsentEvent.__new__(ConsentEvent)
+    event.__dict__.update(zip(EVENT_COLUMNS, values, strict=True))
+    state = ModelState()
+    state.adding = False
+    state.db = "default"
+    event._state = state
+    cache = state.fields_cache
+    for name, obj in related.items():
+        if obj is not None:
+            cache[name] = obj
+    return event
 
 
 def state_row(values: dict[str, Any]) -> Any:

@@ -260,9 +260,7 @@ def _append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None
         if contact is not None and contact.pk not in locked.contacts:
             raise RuntimeError("the append's lock did not read this contact's state")
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
-        event = ConsentEvent.from_db(
-            "default",
-            append.EVENT_COLUMNS,
+        event = append.event_instance(
             (
                 next(ids),
                 chain_number,
@@ -296,16 +294,12 @@ def _append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None
                 head[1],
                 "",
             ),
+            # The related objects the caller holds, so listeners and callers read no row again.
+            contact=contact,
+            purpose=new.purpose,
+            notice=new.notice,
+            confirms=new.confirms,
         )
-        # The related objects the caller holds, so listeners and callers read no row again.
-        if contact is not None:
-            event.contact = contact
-        if new.purpose is not None:
-            event.purpose = new.purpose
-        if new.notice is not None:
-            event.notice = new.notice
-        if new.confirms is not None:
-            event.confirms = new.confirms
         event.hash = chain.event_hash(event)
         head[0], head[1] = event.seq, event.hash
         events.append(event)
