@@ -11,6 +11,7 @@ import copy
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -1382,6 +1383,8 @@ def _import_chunk(
     # chain heads' locks, and on this chunk's earlier rows: a copy of the state is advanced row
     # by row, as appends would.
     withdrawing = [key for _, row, _, _, _, key in prepared if row.action == Action.WITHDRAW]
+    # Only a contact with several rows in the chunk needs the copy advanced (most have one).
+    repeated = {pk for pk, n in Counter(c.pk for _, _, c, _, _, _ in prepared).items() if n > 1}
     locked: append.Locked | None = None
     suppressed: set[tuple[str, str]] = set()
     if _pg():
@@ -1391,8 +1394,10 @@ def _import_chunk(
             address_locks=withdrawing,
             suppression_keys=[key for _, row, _, _, _, key in prepared if row.action == Action.GRANT],
         )
-        # A copy: the append advances the stored rows themselves.
-        levels: dict[Any, Any] = {level: copy.copy(row) for level, row in locked.levels.items()}
+        # Copies where this chunk's own rows advance them (the append advances the stored rows).
+        levels: dict[Any, Any] = {
+            level: copy.copy(row) if level[0] in repeated else row for level, row in locked.levels.items()
+        }
         for _, row, contact, _, _, key in prepared:
             if locked.person_suppressed(key=key, channel=row.channel, brand_id=contact.brand_id):
                 suppressed.add((row.channel, key))
@@ -1443,7 +1448,8 @@ def _import_chunk(
             if purpose is None and key:
                 suppressed.add((row.channel, key))
         specs.append(spec)
-        _advance_copy(levels, spec)
+        if contact.pk in repeated:
+            _advance_copy(levels, spec)
     events = _append_many(specs, locked=locked)
     for (_, row, contact, purpose, _, key), event in zip(prepared, events, strict=True):
         if row.action == Action.WITHDRAW and purpose is None and key:
