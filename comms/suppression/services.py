@@ -1275,7 +1275,11 @@ def _import_contacts(
         Contact.brand.field.set_cached_value(contact, brand)
         return contact
 
-    by_id = {c.pk: with_brand(c) for c in Contact.objects.filter(pk__in=ids)}
+    if connection.vendor == "postgresql":  # one array, not a thousand parameters to compile
+        found = bulk.select_rows(Contact, "id = ANY(%s::bigint[])", [sorted(ids)], prepare=False)
+    else:
+        found = list(Contact.objects.filter(pk__in=ids))
+    by_id = {c.pk: with_brand(c) for c in found}
     external = {(row.brand, row.contact_external_id) for row in chunk if row.contact_id is None}
     by_external: dict[tuple[str, str], Contact] = {}
     if external:
