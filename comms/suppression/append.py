@@ -3,7 +3,7 @@
 ``lock`` calls ``comms_ledger_prelude``: the address locks, the chain heads (row-locked, in
 chain order), event ids, and — read under those locks — the consent state of the contacts
 involved and the person-caused suppressions of the addresses. The caller decides on that (does
-a grant wait for double opt-in?), ``services._append_many`` hash-chains the events and advances
+a grant wait for double opt-in?), ``appending.append_many`` hash-chains the events and advances
 the state in memory, and ``write`` calls ``comms_ledger_write`` with JSON arrays of the rows.
 
 SQLite (the zero-setup default) does not come here: ``services`` keeps the ORM path there.

@@ -18,6 +18,9 @@ candidates, the consent state (``comms/suppression/state.py``) and the suppressi
 same statement decides one message, a send batch and, counted by reason, a whole audience
 (``audience_counts``), with no Python object per contact. History (``at`` in the past) folds
 the events in Python (``decide_from_events``): the reference the state is verified against.
+
+Longer than 400 lines: the precedence, its one SQL statement and the fold it is checked
+against are read together (a reviewer compares each rule in the three).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The consent state: the gate's read model of the ledger, kept in step with every append.
 
-``state_apply`` runs inside the transaction that appends the events (``services._append_many``),
+``state_apply`` runs inside the transaction that appends the events (``appending.append_many``),
 so the state is never behind a committed event. Each row of ``ConsentState`` holds, for one scope
 level of one contact, the latest event of each kind by the fold's order (occurred_at, chain,
 seq). Taking "the latest" is order-independent, so an event with an old ``occurred_at`` that
@@ -179,7 +179,7 @@ def state_plan(
 
 def state_apply(events: Sequence[ConsentEvent]) -> None:
     """Bring the state in line with newly appended ``events`` through the ORM (SQLite; on
-    PostgreSQL ``services._append_many`` writes the state with the events in one statement).
+    PostgreSQL ``appending.append_many`` writes the state with the events in one statement).
     Same transaction as the append; the chain head locks serialise writers of one contact."""
     scoped = [event for event in events if event.action in SCOPE_ACTIONS and event.contact_id]
     if not scoped:

@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from comms.contacts.models import Contact
-from comms.suppression import selectors, services
+from comms.suppression import imports, selectors, services
 from comms.suppression.gate import check
 from comms.suppression.models import GENESIS_HASH, ChainHead, ConsentEvent, Purpose
 from comms.suppression.services import Principal
@@ -190,15 +190,15 @@ def test_a_large_import_over_four_chains_runs_in_parallel_workers_and_keeps_ever
     over threads: each contact's rows keep their file order (a withdrawal after a grant wins; a
     grant after a withdrawal waits for double opt-in), bad rows and a key given twice are
     reported by their index, ids come back in row order, and every chain and the state verify."""
-    monkeypatch.setattr(services, "IMPORT_CHUNK", 5)  # many chunks per worker
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 5)  # many chunks per worker
     used: set[str] = set()
-    real = services._import_rows_thread
+    real = imports._import_rows_thread
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         used.add(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_import_rows_thread", spy)
+    monkeypatch.setattr(imports, "_import_rows_thread", spy)
     contacts = [make_contact(external_id=f"x{n}") for n in range(16)]
     grant(make_contact(), purpose)  # a single append before the import
     base = timezone.now() - dt.timedelta(days=40)

@@ -1,0 +1,223 @@
+"""What every append must meet, and the small reads and writes the ledger's services share:
+the principal, source and channel checks, a grant's validation (``grant_validate``), the
+person-caused suppressions that make a new grant wait for double opt-in, and adding a
+suppression. Used by ``services`` (one fact at a time) and ``imports`` (many).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
+
+from comms.contacts.models import Brand, Contact
+from comms.errors import Conflict, InvalidInput
+from comms.suppression import append, bulk
+from comms.suppression.appending import (
+    Principal,
+)
+from comms.suppression.keys import address_key
+from comms.suppression.models import (
+    PERSON_CAUSED_REASONS,
+    Actor,
+    Basis,
+    Channel,
+    ConsentEvent,
+    Purpose,
+    PurposeNotice,
+    Source,
+    Suppression,
+    SuppressionChannel,
+)
+from comms.suppression.state import (
+    scope_blocked,
+    state_levels,
+)
+
+# Grants from these sources always wait for double opt-in (the address is not yet proven).
+DOUBLE_OPT_IN_SOURCES = frozenset({Source.WEB_FORM, Source.PREFERENCE_CENTRE, Source.SMS_KEYWORD})
+# The choices' values, once (``TextChoices.values`` builds a new list on every access, and every
+# row of an import is checked against four of them).
+ACTORS = frozenset(Actor.values)
+SOURCES = frozenset(Source.values)
+CHANNELS = frozenset(Channel.values)
+BASES = frozenset(Basis.values)
+
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def contact_keys(contact: Contact, channels: Iterable[str]) -> dict[str, str]:
+    """address key per channel for the contact's current addresses."""
+    keys: dict[str, str] = {}
+    for channel in channels:
+        address = contact.address_for(channel)
+        if address:
+            keys[channel] = address_key(channel, address)
+    return keys
+
+
+def check_principal(contact: Contact, principal: Principal) -> None:
+    if principal.actor not in ACTORS:
+        raise InvalidInput("actor", f"must be one of {', '.join(Actor.values)}")
+    if principal.actor == Actor.GUARDIAN:
+        if principal.guardian is None:
+            raise InvalidInput("actor_contact_id", "a guardian's action must name the guardian contact")
+        if contact.guardian_id is None or principal.guardian.pk != contact.guardian_id:
+            raise InvalidInput("actor_contact_id", "is not this contact's linked guardian")
+    elif principal.guardian is not None:
+        raise InvalidInput("actor_contact_id", "only a guardian's action names an actor contact")
+
+
+def check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise InvalidInput("source", f"must be one of {', '.join(Source.values)}")
+
+
+def check_live(contact: Contact) -> None:
+    if contact.erased_at is not None:
+        raise Conflict(f"contact {contact.pk} is erased")
+
+
+def is_minor(contact: Contact, at: datetime) -> bool:
+    age = contact.age_on(timezone.localdate(at))
+    return age is not None and age < settings.DIGITAL_CONSENT_AGE
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def person_blocked(
+    contact: Contact, channel: str, purpose: Purpose, key: str, *, locked: append.Locked | None = None
+) -> bool:
+    """Did the person withdraw or object in this scope (or suppress the address) without a
+    grant made effective since, in the fold's order? Then a new grant must wait for their
+    double opt-in. ``locked``: what the append's lock read (PostgreSQL), else read here."""
+    if locked is not None:
+        return locked.person_suppressed(key=key, channel=channel, brand_id=contact.brand_id) or scope_blocked(
+            locked.levels, contact.pk, channel, purpose.pk
+        )
+    if person_suppressed(brand_id=contact.brand_id, channel=channel, keys=[key]):
+        return True
+    return scope_blocked(state_levels([contact.pk]), contact.pk, channel, purpose.pk)
+
+
+def person_suppressed(*, brand_id: int, channel: str, keys: Iterable[str]) -> set[str]:
+    """The keys among ``keys`` with an active suppression the person caused in this scope."""
+    wanted = sorted(set(keys))
+    if connection.vendor == "postgresql":  # asked before every grant: no ORM compilation
+        rows = bulk.run(
+            "SELECT address_key FROM suppression_suppression"
+            " WHERE (brand_id IS NULL OR brand_id = %s) AND address_key = ANY(%s::text[])"
+            " AND channel = ANY(%s::text[]) AND reason = ANY(%s::text[]) AND lifted_at IS NULL",
+            [
+                brand_id,
+                wanted,
+                [channel, SuppressionChannel.ALL.value],
+                sorted(r.value for r in PERSON_CAUSED_REASONS),
+            ],
+            prepare=len(wanted) <= 1,
+        )
+        return {row[0] for row in rows}
+    return set(
+        Suppression.objects.filter(
+            Q(brand__isnull=True) | Q(brand=brand_id),
+            address_key__in=wanted,
+            channel__in=[channel, SuppressionChannel.ALL],
+            reason__in=PERSON_CAUSED_REASONS,
+            lifted_at__isnull=True,
+        ).values_list("address_key", flat=True)
+    )
+
+
+def suppress(
+    *, key: str, channel: str, brand: Brand | None, reason: str, event: ConsentEvent
+) -> Suppression | None:
+    """Add a suppression unless an identical active one exists (repeat events are harmless)."""
+    existing = Suppression.objects.filter(
+        address_key=key, channel=channel, brand=brand, reason=reason, lifted_at__isnull=True
+    ).first()
+    if existing:
+        return None
+    return Suppression.objects.create(
+        address_key=key,
+        channel=channel,
+        brand=brand,
+        reason=reason,
+        source_event=event,
+        created_at=event.recorded_at,
+    )
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+def grant_validate(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: Purpose,
+    basis: str,
+    source: str,
+    principal: Principal,
+    notice_version: int | None,
+    occurred_at: datetime | None,
+    notices: dict[tuple[int, int | None], PurposeNotice | None] | None = None,
+) -> tuple[PurposeNotice, str]:
+    """Every rule a grant must meet before it is appended (one grant or an import row); returns
+    the notice it points at and the address key. ``notices`` caches notice look-ups."""
+    check_live(contact)
+    check_source(source)
+    if channel not in CHANNELS:
+        raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
+    if purpose.brand_id != contact.brand_id:
+        raise InvalidInput("purpose", "belongs to another brand than the contact")
+    if not purpose.allows_channel(channel):
+        raise InvalidInput("channel", f"purpose {purpose.key!r} does not allow {channel}")
+    if basis not in BASES:
+        raise InvalidInput("basis", f"must be one of {', '.join(Basis.values)}")
+    if basis == Basis.SOFT_OPT_IN:
+        if not purpose.allows_soft_opt_in:
+            raise InvalidInput("basis", f"purpose {purpose.key!r} does not permit the soft opt-in")
+        if contact.kind == "guest":
+            raise InvalidInput("basis", "a trial guest has no purchase, so the soft opt-in cannot apply")
+    if basis == Basis.CONTRACT and purpose.marketing:
+        raise InvalidInput("basis", "marketing cannot rest on contract: use consent or the soft opt-in")
+    check_principal(contact, principal)
+    if principal.actor not in (Actor.GUARDIAN,) and is_minor(contact, occurred_at or timezone.now()):
+        raise InvalidInput("actor", "the contact is a minor: consent must be given by their linked guardian")
+    address = contact.address_for(channel)
+    if not address:
+        raise InvalidInput(
+            "channel", f"the contact has no {'email address' if channel == 'email' else 'mobile'}"
+        )
+    cache = notices if notices is not None else {}
+    if (purpose.pk, notice_version) not in cache:
+        cache[(purpose.pk, notice_version)] = notice_for(purpose, notice_version)
+    notice = cache[(purpose.pk, notice_version)]
+    if notice is None:
+        raise InvalidInput(
+            "notice_version", f"purpose {purpose.key!r} has no notice version {notice_version}"
+        )
+    return notice, address_key(channel, address)
+
+
+def notice_for(purpose: Purpose, version: int | None) -> PurposeNotice | None:
+    """The notice version a grant points at (the latest when ``version`` is None)."""
+    if connection.vendor == "postgresql":  # asked before every grant: no ORM compilation
+        where = "purpose_id = %s::bigint" + (" AND version = %s::int" if version is not None else "")
+        params = [purpose.pk] if version is None else [purpose.pk, version]
+        found = bulk.select_rows(PurposeNotice, f"{where} ORDER BY version DESC LIMIT 1", params)
+        return found[0] if found else None
+    notices = purpose.notices.all()
+    if version is not None:
+        return notices.filter(version=version).first()
+    return notices.order_by("-version").first()
+
+
