@@ -8,7 +8,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 from ninja.openapi.schema import OpenAPISchema
 
 from comms.accounts.api import router as accounts_router
@@ -88,6 +88,9 @@ def _error(request: HttpRequest, status: int, detail: Any, field: str | None) ->
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     """The request does not match the document: 422, every error listed, the first field named."""
     errors = [{key: value for key, value in error.items() if key != "ctx"} for error in exc.errors]
+    for error in errors:
+        if error.get("type") == "string_pattern_mismatch":
+            error["msg"] = "does not have the format the document states (its pattern)"
     return _error(request, 422, errors, _dotted(request, errors[0]["loc"]) if errors else None)
 
 
@@ -97,6 +100,12 @@ def refused_input(request: HttpRequest, exc: InvalidInput) -> HttpResponse:
     for what only the service knows: the state of what it names, the clock, the numbering
     plan, the length of an SMS. A conflict with that state: 409, the field named."""
     return _error(request, 409, exc.message, exc.field)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # ninja's own: 400 for a body that is not JSON, 401 stays ninja's {"detail": "Unauthorized"}.
+    return _error(request, exc.status_code, str(exc), None)
 
 
 @api.exception_handler(DomainError)

@@ -7,7 +7,7 @@ from typing import Any
 
 ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
     400: {"detail": "Cannot parse request body", "field": None},
-    401: {"detail": "Unauthorized"},
+    401: {"detail": "Unauthorized", "field": None},
     403: {"detail": "this needs one of the roles: dpo, staff, system", "field": None},
     404: {"detail": "unknown contact 4711", "field": "contact_id"},
     409: {"detail": "purpose 'fit24-newsletter' does not allow sms", "field": "channel"},

@@ -43,11 +43,12 @@ DATE_PATTERN = f"^{_DATE}$"
 # The addresses the API takes: a dot-atom email address with a dotted domain, and a phone
 # number written with digits, spaces, dots, dashes and brackets (the numbering plan decides
 # whether it is a mobile number: 409 when not).
+# Spaces or tabs around either are allowed and dropped.
 EMAIL_PATTERN = (
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+    r"^[ \t]*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}[ \t]*$"
 )
-MOBILE_PATTERN = r"^\+?[0-9][0-9 ().-]{5,30}$"
+MOBILE_PATTERN = r"^[ \t]*[0-9+(][0-9+() .-]{5,31}[ \t]*$"
 _INSTANT_RE = re.compile(INSTANT_PATTERN)
 _DATE_RE = re.compile(DATE_PATTERN)
 _WHOLE_RE = re.compile("-?[0-9]{1,20}")

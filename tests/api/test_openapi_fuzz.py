@@ -214,7 +214,7 @@ def test_every_operation_needs_a_key(db: dict[str, str]) -> None:
                 headers=headers,
             )
             assert response.status_code == 401, (method, path, headers, response.content[:200])
-            assert response.json() == {"detail": "Unauthorized"}
+            assert response.json() == {"detail": "Unauthorized", "field": None}
 
 
 def test_the_document_lists_the_contracts_operations(client: Any) -> None:
