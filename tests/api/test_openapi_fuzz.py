@@ -238,3 +238,24 @@ def test_the_document_lists_the_contracts_operations(client: Any) -> None:
     ]:
         assert expected in operations
     assert document["components"]["securitySchemes"] == {"ApiKeyAuth": {"type": "http", "scheme": "bearer"}}
+
+
+def test_every_operation_says_what_it_does_who_may_call_it_and_how_it_fails(client: Any) -> None:
+    document = client.get("/api/v1/openapi.json").json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            label = f"{method.upper()} {path}"
+            # Written, not ninja's title-cased function name ("Record Consent").
+            assert operation["summary"] and operation["summary"] != operation["summary"].title(), label
+            assert "**Who may call it:**" in operation["description"], label
+            assert len(operation["description"].split("**Who may call it:**")[0].strip()) > 10, label
+            responses = operation["responses"]
+            assert "414" in responses, label
+            assert "text/html" in responses["414"]["content"], label  # a proxy may answer first
+            if "requestBody" in operation:
+                assert {"400", "413", "422"} <= set(responses), label
+            if operation.get("security"):
+                assert "401" in responses, label
+            for status, answer in responses.items():
+                if int(status) >= 400:
+                    assert "application/json" in answer["content"], (label, status)
