@@ -63,16 +63,18 @@ def _refuse_nul(value: str, info: ValidationInfo) -> str:
 
 def _instant(value: object) -> dt.datetime:
     if isinstance(value, dt.datetime) and value.utcoffset() is not None:
-        return value
+        return value.astimezone(dt.UTC)
     if not isinstance(value, str) or not _INSTANT_RE.fullmatch(value):
         raise ValueError(
             "must be an RFC 3339 date-time with a time zone in the years 1900-2999, "
             "e.g. 2026-05-01T10:00:00+02:00"
         )
     try:
-        return dt.datetime.fromisoformat(value)
+        parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("is not a date-time of the calendar") from None
+    # In UTC from here on: PostgreSQL holds offsets up to 15:59 only, RFC 3339 up to 23:59.
+    return parsed.astimezone(dt.UTC)
 
 
 def whole_number(value: object) -> object:

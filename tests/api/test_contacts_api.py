@@ -395,3 +395,11 @@ def test_an_unknown_field_in_a_patch_is_422_naming_it(api, brand):
     assert response.status_code == 422, response.content
     assert response.json()["field"] == "frist_name"
     assert Contact.objects.get(pk=created["id"]).first_name == "Kari"
+
+
+def test_an_offset_beyond_what_postgresql_holds_is_stored_in_utc(api, brand):
+    contact = new_contact(api)
+    body = {"kind": "check_in", "occurred_at": "2025-06-01T23:30:00+23:30"}
+    response = api("staff").post(f"/contacts/{contact['id']}/visits", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["occurred_at"].startswith("2025-06-01T00:00:00")
