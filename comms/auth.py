@@ -38,6 +38,7 @@ def require_role(*roles: Role) -> Callable[[F], F]:
                 raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
             return view(request, *args, **kwargs)
 
+        wrapper.__comms_roles__ = sorted(allowed)  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorator

@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "comms.core.middleware.SecurityHeadersMiddleware",
+    "comms.api_limits.ApiLimitsMiddleware",
     "comms.core.middleware.AdminLoginThrottleMiddleware",
 ]
 

@@ -1,46 +1,93 @@
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime
+from pydantic import BeforeValidator
 
+from comms.campaigns.audience import MAX_CONTACT_IDS
 from comms.campaigns.models import AudiencePreview, Campaign
 from comms.campaigns.selectors import campaign_state, preview_of
-from comms.schemas import Str40, Str60, Str200, Str20000
+from comms.contacts.schemas import BrandKey, CentreKey, Kind, TagName
+from comms.schemas import (
+    Date,
+    Id,
+    InputSchema,
+    Instant,
+    Name200,
+    Slug,
+    Str60,
+    Str200,
+    Str20000,
+    Text20000,
+    json_integer,
+)
 
 ChannelIn = Literal["email", "sms"]
+CampaignStatusIn = Literal[
+    "draft", "scheduled", "sending", "sent", "sent_with_failures", "paused", "cancelled", "failed"
+]
+SmsSegments = Annotated[int, Field(ge=1, le=10), BeforeValidator(json_integer), Field(strict=True)]
+Age = Annotated[int, Field(ge=0, le=130), BeforeValidator(json_integer), Field(strict=True)]
 
 
-class CampaignIn(Schema):
-    brand: Str40
-    name: Str200
-    channel: ChannelIn
-    provider: Literal["lifevision", "mailchimp"] = "lifevision"
-    purpose: Str60
-    audience: dict[str, Any] = Field(
-        default_factory=dict,
-        description="filters: kinds, centres, tags, last_visit_before/after, age_min/max",
+class AudienceIn(InputSchema):
+    """Filters over the brand's contacts; every filter given must match (null: not given).
+    409 for a centre or tag nobody has, and for ``age_max`` below ``age_min``."""
+
+    kinds: list[Kind] | None = Field(default=None, max_length=3, description="member, guest, lead")
+    centres: list[CentreKey] | None = Field(
+        default=None, max_length=200, description="centre keys of the brand"
     )
-    subject: Str200 = ""
+    tags: list[TagName] | None = Field(default=None, max_length=200, description="a contact with any of them")
+    last_visit_before: Date | None = Field(default=None, description="last visit before this day")
+    last_visit_after: Date | None = Field(default=None, description="last visit on or after this day")
+    age_min: Age | None = Field(default=None, description="at least this old")
+    age_max: Age | None = Field(default=None, description="at most this old")
+    contact_ids: list[Id] | None = Field(
+        default=None, max_length=MAX_CONTACT_IDS, description="these contacts only"
+    )
+
+
+class CampaignIn(InputSchema):
+    brand: BrandKey = Field(description="the brand's key (404 when unknown)")
+    name: Name200
+    channel: ChannelIn
+    provider: Literal["lifevision", "mailchimp"] = Field(
+        default="lifevision",
+        description="mailchimp: email only, for a brand with a Mailchimp audience (else 409)",
+    )
+    purpose: Slug = Field(
+        description="a purpose key of the brand (404 when unknown) that allows the channel (else 409)"
+    )
+    audience: AudienceIn | None = Field(default=None, description="default: the whole brand")
+    subject: Str200 = Field(default="", description="required for email (else 409)")
     html: Str20000 = ""
-    text: Str20000
-    sms_max_segments: int = Field(default=2, ge=1, le=10)
-    send_at: AwareDatetime | None = None
+    text: Text20000 = Field(
+        description="the message; placeholders {first_name}, {last_name}, {brand}, {centre} (another: 409). "
+        "An SMS with its opt-out line must fit sms_max_segments (else 409)"
+    )
+    sms_max_segments: SmsSegments = 2
+    send_at: Instant | None = Field(default=None, description="when to send once scheduled")
 
 
-class CampaignPatch(Schema):
-    name: Str200 | None = None
-    purpose: Str60 | None = None
-    audience: dict[str, Any] | None = None
+class CampaignPatch(InputSchema):
+    """Only the fields given change (a draft or scheduled campaign that has not started;
+    else 409). Brand, channel and provider do not change; unknown fields are refused."""
+
+    name: Name200 | None = None
+    purpose: Slug | None = None
+    audience: AudienceIn | None = None
     subject: Str200 | None = None
     html: Str20000 | None = None
-    text: Str20000 | None = None
-    sms_max_segments: int | None = Field(default=None, ge=1, le=10)
-    send_at: AwareDatetime | None = None
+    text: Text20000 | None = None
+    sms_max_segments: SmsSegments | None = None
+    send_at: Instant | None = None
 
 
-class ScheduleIn(Schema):
-    send_at: AwareDatetime | None = None
+class ScheduleIn(InputSchema):
+    send_at: Instant | None = Field(
+        default=None, description="default: the campaign's own send_at; must lie in the future (else 409)"
+    )
 
 
 class CountsOut(Schema):
@@ -156,7 +203,7 @@ class DeliveryFilter(Schema):
     status: (
         Literal["queued", "denied", "deferred", "sent", "failed", "delivered", "bounced", "cancelled"] | None
     ) = None
-    reason: Str60 | None = None
+    reason: Str60 | None = Field(default=None, description="a decision reason, e.g. withdrawn")
 
 
 class FreshnessOut(Schema):
@@ -168,14 +215,16 @@ class FreshnessOut(Schema):
     already_out: dict[str, dict[str, int]] = Field(description="channel -> reason -> count")
 
 
-class RefreshIn(Schema):
-    days: int = Field(ge=0, le=3650)
-    channel: ChannelIn
-    name: Str200 | None = None
-    subject: Str200 = ""
+class RefreshIn(InputSchema):
+    days: Annotated[int, Field(ge=0, le=3650), BeforeValidator(json_integer), Field(strict=True)] = Field(
+        description="who falls out within this many days (409 when nobody does)"
+    )
+    channel: ChannelIn = Field(description="a channel of the purpose (else 409)")
+    name: Name200 | None = None
+    subject: Str200 = Field(default="", description="required for email (else 409)")
     html: Str20000 = ""
-    text: Str20000
-    sms_max_segments: int = Field(default=2, ge=1, le=10)
+    text: Text20000
+    sms_max_segments: SmsSegments = 2
 
 
 class RefreshOut(Schema):

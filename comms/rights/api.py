@@ -16,7 +16,7 @@ from comms.errors import DomainError
 from comms.rights import services
 from comms.rights.models import RightsAction
 from comms.rights.schemas import CommunicationLogOut, ErasureOut, ExportOut, RestrictionOut
-from comms.schemas import Id, responses
+from comms.schemas import PathId, responses
 
 router = Router(tags=["rights"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,14 +42,17 @@ def audited(action: RightsAction) -> Callable[[F], F]:
                 )
                 raise
 
+        wrapper.__comms_roles__ = [str(Role.DPO)]  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorator
 
 
-@router.get("/contacts/{contact_id}/export", response=responses({200: ExportOut}))
+@router.get(
+    "/contacts/{contact_id}/export", response=responses({200: ExportOut}), summary="Export a contact's data"
+)
 @audited(RightsAction.EXPORT)
-def export_contact(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
+def export_contact(request: HttpRequest, contact_id: PathId) -> dict[str, Any]:
     """Everything held about the person as one JSON document (arts. 15 and 20): profile,
     guardian link, visits, every ledger event with the notice text shown, suppressions of their
     addresses, every message with its decision and status, and where each provider stands.
@@ -57,17 +60,21 @@ def export_contact(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
     return services.contact_export(contact_id=contact_id, actor=principal_name(request))
 
 
-@router.get("/contacts/{contact_id}/log", response=responses({200: CommunicationLogOut}))
+@router.get(
+    "/contacts/{contact_id}/log",
+    response=responses({200: CommunicationLogOut}),
+    summary="A contact's communication log",
+)
 @audited(RightsAction.LOG)
-def contact_log(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
+def contact_log(request: HttpRequest, contact_id: PathId) -> dict[str, Any]:
     """The communication log: every message to the person (campaigns, follow-ups, SMS
     replies) with the gate's or the rule's decision and the delivery status."""
     return services.contact_log(contact_id=contact_id, actor=principal_name(request))
 
 
-@router.post("/contacts/{contact_id}/erase", response=responses({200: ErasureOut}))
+@router.post("/contacts/{contact_id}/erase", response=responses({200: ErasureOut}), summary="Erase a contact")
 @audited(RightsAction.ERASE)
-def erase_contact(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
+def erase_contact(request: HttpRequest, contact_id: PathId) -> dict[str, Any]:
     """Erase the person's personal data in one transaction (art. 17), keeping the suppression
     of every address by keyed hash and the ledger's proof. 409 when already erased."""
     erasure = services.contact_erase_request(contact_id=contact_id, actor=principal_name(request))
@@ -83,9 +90,13 @@ def erase_contact(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
     }
 
 
-@router.post("/contacts/{contact_id}/restrict", response=responses({201: RestrictionOut}))
+@router.post(
+    "/contacts/{contact_id}/restrict",
+    response=responses({201: RestrictionOut}),
+    summary="Restrict processing",
+)
 @audited(RightsAction.RESTRICT)
-def restrict_contact(request: HttpRequest, contact_id: Id) -> Status[Any]:
+def restrict_contact(request: HttpRequest, contact_id: PathId) -> Status[Any]:
     """Restrict processing (art. 18): no message to the person until lifted. 409 when already
     restricted or erased."""
     event = services.contact_restrict(contact_id=contact_id, actor=principal_name(request))
@@ -100,9 +111,13 @@ def restrict_contact(request: HttpRequest, contact_id: Id) -> Status[Any]:
     )
 
 
-@router.post("/contacts/{contact_id}/restrict/lift", response=responses({200: RestrictionOut}))
+@router.post(
+    "/contacts/{contact_id}/restrict/lift",
+    response=responses({200: RestrictionOut}),
+    summary="Lift a restriction",
+)
 @audited(RightsAction.LIFT_RESTRICTION)
-def lift_restriction(request: HttpRequest, contact_id: Id) -> dict[str, Any]:
+def lift_restriction(request: HttpRequest, contact_id: PathId) -> dict[str, Any]:
     """Lift a restriction of processing. 409 when the person is not restricted."""
     event = services.contact_restriction_lift(contact_id=contact_id, actor=principal_name(request))
     return {

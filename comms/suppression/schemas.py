@@ -1,10 +1,26 @@
 import datetime as dt
+import ipaddress
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import IPvAnyAddress, StringConstraints
+from pydantic import BeforeValidator, PlainValidator, StringConstraints, WithJsonSchema
 
-from comms.schemas import Id, Instant, ShortText, Str40, Str200, Str254, Str1000, Str20000
+from comms.schemas import (
+    NOT_BLANK,
+    SLUG,
+    Address,
+    Id,
+    InputSchema,
+    Instant,
+    Name200,
+    PathId,
+    QueryBool,
+    Slug,
+    Str200,
+    Str1000,
+    Text20000,
+    json_integer,
+)
 from comms.suppression.models import ConsentEvent, Purpose
 
 ChannelIn = Literal["email", "sms"]
@@ -25,40 +41,84 @@ SourceIn = Literal[
 ]
 ActorIn = Literal["self", "guardian", "staff", "system"]
 BasisIn = Literal["consent", "soft_opt_in", "contract"]
+SuppressionReasonIn = Literal[
+    "hard_bounce", "blocked_recipient", "complaint", "withdrawn", "sms_stop", "objection"
+]
+SuppressionReasonAny = Literal[
+    "hard_bounce",
+    "blocked_recipient",
+    "complaint",
+    "withdrawn",
+    "sms_stop",
+    "objection",
+    "erased",
+    "restricted",
+]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=60)]
+BrandKey = Annotated[str, StringConstraints(max_length=40, pattern=SLUG)]
+NoticeVersion = Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(json_integer), Field(strict=True)]
 
 
-class EvidenceIn(Schema):
-    ip: IPvAnyAddress | None = None
+def _ip(value: object) -> str:
+    # Only the two textual forms JSON Schema's ipv4 and ipv6 formats know (no zone index).
+    if not isinstance(value, str) or "%" in value:
+        raise ValueError("must be an IPv4 or IPv6 address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError("must be an IPv4 or IPv6 address") from None
+
+
+IpAddress = Annotated[
+    str,
+    PlainValidator(_ip),
+    WithJsonSchema(
+        {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}], "examples": ["192.0.2.10"]}
+    ),
+]
+
+
+class EvidenceIn(InputSchema):
+    ip: IpAddress | None = Field(default=None, description="where the person acted from")
     user_agent: Str1000 = ""
     proof_sha256: Sha256 | None = Field(
         default=None, description="SHA-256 (hex) of a proof file, e.g. a signed paper form"
     )
 
 
-class PurposeIn(Schema):
-    brand: Str40
-    key: Slug
-    name: Str200
+class PurposeIn(InputSchema):
+    brand: BrandKey = Field(description="the brand's key (404 when unknown)")
+    key: Slug = Field(description="unique per brand (409 when taken)")
+    name: Name200
     channels: list[ChannelIn] = Field(min_length=1, max_length=2)
-    notice_text: Str20000
+    notice_text: Text20000 = Field(description="the notice people are shown: version 1")
     allows_soft_opt_in: bool = False
     marketing: bool = True
-    min_notice_version: int | None = Field(default=None, ge=1, le=1_000_000)
-    consent_lifetime_days: int | None = Field(default=None, ge=1, le=36500)
+    min_notice_version: (
+        Annotated[int, Field(ge=1, le=1), BeforeValidator(json_integer), Field(strict=True)] | None
+    ) = Field(default=None, description="a new purpose has only version 1")
+    consent_lifetime_days: (
+        Annotated[int, Field(ge=1, le=36500), BeforeValidator(json_integer), Field(strict=True)] | None
+    ) = None
 
 
-class PurposePatch(Schema):
-    name: Str200 | None = None
+class PurposePatch(InputSchema):
+    """Only the fields given change; for the last two, ``null`` clears the setting. Unknown
+    fields are refused (the notice text changes through ``POST /purposes/{id}/notices``)."""
+
+    name: Name200 | None = None
     channels: list[ChannelIn] | None = Field(default=None, min_length=1, max_length=2)
     allows_soft_opt_in: bool | None = None
-    min_notice_version: int | None = Field(default=None, ge=1, le=1_000_000)
-    consent_lifetime_days: int | None = Field(default=None, ge=1, le=36500)
+    min_notice_version: NoticeVersion | None = Field(
+        default=None, description="at most the latest version (else 409); null: no minimum"
+    )
+    consent_lifetime_days: (
+        Annotated[int, Field(ge=1, le=36500), BeforeValidator(json_integer), Field(strict=True)] | None
+    ) = None
 
 
-class NoticeIn(Schema):
-    text: Str20000
+class NoticeIn(InputSchema):
+    text: Text20000
 
 
 class NoticeOut(Schema):
@@ -88,31 +148,57 @@ class PurposeOut(Schema):
         return obj.current_notice()
 
 
-class ConsentIn(Schema):
-    action: Literal["grant", "withdraw", "confirm"]
-    contact_id: Id | None = Field(default=None, description="required for grant and withdraw")
-    channel: ChannelIn | None = Field(default=None, description="withdraw: empty means every channel")
-    purpose: Slug | None = Field(default=None, description="purpose key; withdraw: empty means every purpose")
-    basis: BasisIn = "consent"
+class _ConsentEventIn(InputSchema):
     source: SourceIn = "api"
     actor: ActorIn = "self"
-    actor_contact_id: Id | None = Field(default=None, description="the guardian, when actor is guardian")
-    notice_version: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="the version shown; default current"
+    actor_contact_id: Id | None = Field(
+        default=None, description="the guardian, when actor is guardian (404 when unknown)"
     )
-    opt_out_offered: bool = False
-    confirms_event_id: Id | None = Field(default=None, description="confirm: the pending grant")
-    require_confirmation: bool = False
-    occurred_at: Instant | None = None
+    occurred_at: Instant | None = Field(
+        default=None, description="when the person acted; default now; not in the future (else 409)"
+    )
     evidence: EvidenceIn | None = None
 
 
-class ObjectionIn(Schema):
-    contact_id: Id
+class ConsentGrantIn(_ConsentEventIn):
+    action: Literal["grant"]
+    contact_id: Id = Field(description="404 when unknown")
+    channel: ChannelIn
+    purpose: Slug = Field(description="the purpose key of the contact's brand (404 when unknown)")
+    basis: BasisIn = "consent"
+    notice_version: NoticeVersion | None = Field(
+        default=None, description="the version shown; default current"
+    )
+    opt_out_offered: bool = False
+    require_confirmation: bool = Field(
+        default=False, description="wait for the person's confirmation (double opt-in)"
+    )
+
+
+class ConsentWithdrawIn(_ConsentEventIn):
+    action: Literal["withdraw"]
+    contact_id: Id = Field(description="404 when unknown")
+    channel: ChannelIn | None = Field(default=None, description="null: every channel")
+    purpose: Slug | None = Field(
+        default=None,
+        description="purpose key (404 when unknown); null: every purpose (then give no channel, else 409)",
+    )
+
+
+class ConsentConfirmIn(_ConsentEventIn):
+    action: Literal["confirm"]
+    confirms_event_id: Id = Field(description="the pending grant (404 when unknown)")
+
+
+ConsentIn = Annotated[ConsentGrantIn | ConsentWithdrawIn | ConsentConfirmIn, Field(discriminator="action")]
+
+
+class ObjectionIn(InputSchema):
+    contact_id: Id = Field(description="404 when unknown")
     source: SourceIn = "api"
     actor: ActorIn = "self"
-    actor_contact_id: Id | None = None
-    occurred_at: Instant | None = None
+    actor_contact_id: Id | None = Field(default=None, description="the guardian (404 when unknown)")
+    occurred_at: Instant | None = Field(default=None, description="default now; not in the future (else 409)")
     evidence: EvidenceIn | None = None
 
 
@@ -180,23 +266,26 @@ class ConsentStateOut(Schema):
 
 
 class CheckQuery(Schema):
-    contact_id: Id
+    contact_id: PathId = Field(description="404 when unknown")
     channel: ChannelIn
-    purpose: Slug
+    purpose: Slug = Field(description="a purpose key of the contact's brand (404 when unknown)")
 
 
-class SuppressionIn(Schema):
-    address: Str254
+class SuppressionIn(InputSchema):
+    address: Address = Field(
+        description="an email address (channel email) or a mobile number (channel sms); for channel all, "
+        "either. An address that is not one of its channel, or a number that is not a mobile: 409"
+    )
     channel: SuppressionChannelIn
-    reason: Literal["hard_bounce", "blocked_recipient", "complaint", "withdrawn", "sms_stop", "objection"]
-    brand: Str40 | None = Field(default=None, description="empty: every brand")
+    reason: SuppressionReasonIn
+    brand: BrandKey | None = Field(default=None, description="null: every brand (404 when unknown)")
     source: SourceIn = "api"
     actor: ActorIn = "staff"
     occurred_at: Instant | None = None
     evidence: EvidenceIn | None = None
 
 
-class SuppressionLiftIn(Schema):
+class SuppressionLiftIn(InputSchema):
     source: SourceIn = "api"
 
 
@@ -218,11 +307,13 @@ class SuppressionOut(Schema):
 
 
 class SuppressionFilter(Schema):
-    address: ShortText | None = Field(
-        default=None, description="an email or phone number; matched by its keyed hash"
+    address: Address | None = Field(
+        default=None,
+        description="an email address or phone number, matched by its keyed hash (one that is not "
+        "a valid address matches nothing)",
     )
-    reason: ShortText | None = None
-    active: bool | None = None
+    reason: SuppressionReasonAny | None = None
+    active: QueryBool | None = Field(default=None, description="true: only active; false: only lifted")
 
 
 class BrokenEventOut(Schema):
@@ -248,25 +339,25 @@ class ProofOut(Schema):
     uploaded_at: dt.datetime
 
 
-class ConsentImportRowIn(Schema):
-    external_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+class ConsentImportRowIn(InputSchema):
+    external_key: Annotated[str, StringConstraints(max_length=200, pattern=NOT_BLANK)] = Field(
         description="the source system's own id for this fact: a re-sent row adds nothing"
     )
     contact_id: Id | None = Field(default=None, description="the contact, or brand + contact_external_id")
-    brand: Slug | None = None
+    brand: BrandKey | None = None
     contact_external_id: Str200 | None = None
     action: Literal["grant", "withdraw"] = "grant"
     channel: ChannelIn
     purpose: Slug | None = Field(default=None, description="purpose key; withdraw: empty means every purpose")
     basis: BasisIn = "consent"
     source: SourceIn = "import"
-    notice_version: int | None = Field(default=None, ge=1, le=1_000_000)
+    notice_version: NoticeVersion | None = None
     opt_out_offered: bool = False
     occurred_at: Instant
     evidence: EvidenceIn | None = None
 
 
-class ConsentImportIn(Schema):
+class ConsentImportIn(InputSchema):
     rows: list[ConsentImportRowIn] = Field(max_length=5000)
 
 

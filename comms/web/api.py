@@ -4,13 +4,14 @@ answers as the HTML form (``comms.web.signup``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
+from comms.contacts.schemas import BrandKey
 from comms.errors import NotFound
-from comms.schemas import Str40, Str60, Str100, Str254, Str1000, responses
+from comms.schemas import Address, InputSchema, Slug, Str100, Str254, Str1000, responses
 from comms.suppression.models import Purpose
 from comms.web.signup import HONEYPOT_FIELD, SignupResult, signup_form, signup_purpose, signup_request
 from comms.web.texts import language, text
@@ -30,14 +31,17 @@ class SignupFormOut(Schema):
     honeypot_field: str
 
 
-class SignupIn(Schema):
-    brand: Str40
-    purpose: Str60
-    address: Str254
-    form_token: Str1000
+class SignupIn(InputSchema):
+    brand: BrandKey
+    purpose: Slug
+    address: Address = Field(
+        description="an email address or a mobile number; 409 when the purpose does not take its channel "
+        "or the number is not a mobile"
+    )
+    form_token: Str1000 = Field(description="from the form (GET): at least a few seconds, at most a day old")
     first_name: Str100 = ""
-    website: Str254 = ""  # the honeypot: leave empty
-    lang: Str40 = "nb"
+    website: Str254 = Field(default="", description="the honeypot: render it hidden and leave it empty")
+    lang: Literal["nb", "en"] = Field(default="nb", description="the language of the confirmation message")
 
 
 class SignupOut(Schema):
@@ -52,8 +56,13 @@ def _purpose(brand: str, purpose: str) -> Purpose:
     return found
 
 
-@router.get("/signup/{brand}/{purpose}", auth=None, response=responses({200: SignupFormOut}))
-def signup_form_get(request: HttpRequest, brand: str, purpose: str) -> dict[str, Any]:
+@router.get(
+    "/signup/{brand}/{purpose}",
+    auth=None,
+    response=responses({200: SignupFormOut}),
+    summary="Get a sign-up form",
+)
+def signup_form_get(request: HttpRequest, brand: BrandKey, purpose: Slug) -> dict[str, Any]:
     """The form to show: the exact notice text and version, and a signed form token to post
     back (no sooner than a few seconds, no later than a day). Render ``honeypot_field`` hidden."""
     found = _purpose(brand, purpose)
@@ -72,7 +81,7 @@ def signup_form_get(request: HttpRequest, brand: str, purpose: str) -> dict[str,
 
 _STATUS = {
     SignupResult.ACCEPTED: 202,
-    SignupResult.INVALID: 422,
+    SignupResult.INVALID: 409,
     SignupResult.EXPIRED: 409,
     SignupResult.LIMITED: 429,
 }
@@ -81,12 +90,14 @@ _STATUS = {
 @router.post(
     "/signup",
     auth=None,
-    response=responses({202: SignupOut, 409: SignupOut, 422: SignupOut, 429: SignupOut}),
+    response=responses({202: SignupOut, 409: SignupOut, 429: SignupOut}),
+    summary="Sign up",
 )
 def signup_post(request: HttpRequest, payload: SignupIn) -> Status[Any]:
-    """Sign an address up (waits for double opt-in). 202 whether the address is new, known or
-    already subscribed; 409 when the form token is stale (fetch the form again); 429 when this
-    client posts too often."""
+    """Sign an address up (waits for double opt-in: a confirmation message goes to it). 202
+    whether the address is new, known or already subscribed; 409 with `status: expired` when
+    the form token is stale (fetch the form again), `status: invalid` when the address is not
+    one the purpose can take; 429 when this client posts too often."""
     lang = language(payload.lang)
     result = signup_request(
         purpose=_purpose(payload.brand, payload.purpose),

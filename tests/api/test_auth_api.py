@@ -42,7 +42,7 @@ def test_a_missing_or_wrong_key_is_401(db, brand, headers):
     for path in ["/contacts", "/purposes", "/suppressions", "/ledger/verify", "/brands"]:
         response = Client().get(f"/api/v1{path}", headers=headers)
         assert response.status_code == 401, (path, response.content)
-        assert response.json() == {"detail": "Unauthorized"}
+        assert response.json() == {"detail": "Unauthorized", "field": None}
     write = Client().post(
         "/api/v1/contacts",
         {"brand": "fit24", "kind": "member"},

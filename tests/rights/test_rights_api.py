@@ -414,7 +414,7 @@ def test_restricting_an_unknown_contact_is_404_and_writes_nothing(api, db):
     before = ConsentEvent.objects.count()
     response = api("dpo").post("/contacts/987654/restrict")
     assert response.status_code == 404
-    assert response.json() == {"detail": "contact 987654 not found"}
+    assert response.json() == {"detail": "contact 987654 not found", "field": None}
     assert ConsentEvent.objects.count() == before
 
 

@@ -1,41 +1,69 @@
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
+from django.conf import settings
 from ninja import Field, Schema
+from pydantic import BeforeValidator, StringConstraints
 
 from comms.campaigns.followups.handoff import PLANNED
+from comms.campaigns.followups.services import MAX_INACTIVE_DAYS, MAX_NAME
 from comms.campaigns.models import CampaignStatus, DeliveryStatus, FollowUp, FollowUpRule
-from comms.schemas import ShortText, Str40, Str60, Str200, Str20000
+from comms.contacts.schemas import BrandKey
+from comms.schemas import NOT_BLANK, InputSchema, Slug, Str200, Str20000, Text20000, json_integer
 
 TriggerIn = Literal["trial_visit", "class_booking", "no_visit"]
 ChannelIn = Literal["email", "sms"]
+RuleName = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=NOT_BLANK)]
+# A follow-up goes out within COMMS_FOLLOWUP_WINDOW_DAYS of its trigger.
+DelayHours = Annotated[
+    int,
+    Field(ge=0, le=settings.FOLLOWUP_WINDOW_DAYS * 24 - 1),
+    BeforeValidator(json_integer),
+    Field(strict=True),
+]
+InactiveDays = Annotated[
+    int, Field(ge=1, le=MAX_INACTIVE_DAYS), BeforeValidator(json_integer), Field(strict=True)
+]
+SmsSegments = Annotated[int, Field(ge=1, le=10), BeforeValidator(json_integer), Field(strict=True)]
 
 
-class FollowUpRuleIn(Schema):
-    brand: Str40
-    name: Str200
-    trigger: TriggerIn
-    delay_hours: int = Field(ge=0, le=100_000, description="after the visit, or after the lapse (no_visit)")
-    inactive_days: int | None = Field(default=None, ge=1, le=3650, description="no_visit only")
+class _FollowUpRuleIn(InputSchema):
+    brand: BrandKey = Field(description="the brand's key (404 when unknown)")
+    name: RuleName
+    delay_hours: DelayHours = Field(description="after the visit, or after the lapse (no_visit)")
     channel: ChannelIn
-    purpose: Str60
-    subject: Str200 = ""
+    purpose: Slug = Field(description="a purpose key of the brand (404 when unknown) that allows the channel")
+    subject: Str200 = Field(default="", description="required for email (else 409)")
     html: Str20000 = ""
-    text: Str20000
-    sms_max_segments: int = Field(default=2, ge=1, le=10)
+    text: Text20000
+    sms_max_segments: SmsSegments = 2
     active: bool = True
 
 
-class FollowUpRulePatch(Schema):
-    name: Str200 | None = None
-    delay_hours: int | None = Field(default=None, ge=0, le=100_000)
-    inactive_days: int | None = Field(default=None, ge=1, le=3650)
-    purpose: Str60 | None = None
+class VisitFollowUpRuleIn(_FollowUpRuleIn):
+    trigger: Literal["trial_visit", "class_booking"]
+
+
+class NoVisitFollowUpRuleIn(_FollowUpRuleIn):
+    trigger: Literal["no_visit"]
+    inactive_days: InactiveDays = Field(description="days without a visit before the rule applies")
+
+
+FollowUpRuleIn = Annotated[VisitFollowUpRuleIn | NoVisitFollowUpRuleIn, Field(discriminator="trigger")]
+
+
+class FollowUpRulePatch(InputSchema):
+    """Only the fields given change; trigger, channel and brand do not (unknown fields: 422)."""
+
+    name: RuleName | None = None
+    delay_hours: DelayHours | None = None
+    inactive_days: InactiveDays | None = Field(default=None, description="no_visit rules only (else 409)")
+    purpose: Slug | None = None
     subject: Str200 | None = None
     html: Str20000 | None = None
-    text: Str20000 | None = None
-    sms_max_segments: int | None = Field(default=None, ge=1, le=10)
-    active: bool | None = None
+    text: Text20000 | None = None
+    sms_max_segments: SmsSegments | None = None
+    active: bool | None = Field(default=None, description="false pauses the rule, true resumes it")
 
 
 class FollowUpRuleOut(Schema):
@@ -84,7 +112,7 @@ class FollowUpRuleOut(Schema):
 
 
 class FollowUpRuleFilter(Schema):
-    brand: ShortText | None = None
+    brand: BrandKey | None = None
 
 
 class FollowUpOut(Schema):
