@@ -47,10 +47,10 @@ from comms.campaigns.models import (
 )
 from comms.campaigns.providers import Held, MessageResult, OutboundMessage, provider_admit, provider_send
 from comms.core.logs import redact
+from comms.links import make_token, short_code_for, short_url, unsubscribe_url
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
 from comms.suppression.locks import sender_lock
-from comms.web.tokens import make_token, short_code_for, short_url, unsubscribe_url
 from integrations import health
 from integrations.errors import IntegrationError
 
@@ -539,7 +539,7 @@ def campaign_finish_if_done(*, campaign_id: int) -> bool:
 # service message, not marketing, so it deliberately does not pass the gate: it answers a message
 # the person has just sent us, and a STOPP confirmation must reach exactly the person who just
 # opted out (the gate would deny it, as it should deny every marketing message to them). Only
-# ``Reply`` rows, created once per inbound message by ``comms.campaigns.callbacks``, go this way.
+# ``Reply`` rows, created once per inbound message by ``integrations.lifevision.callbacks``, go this way.
 
 
 def _service_retry(

@@ -25,9 +25,9 @@ from comms.campaigns.models import (
 )
 from comms.contacts.models import Brand
 from comms.errors import Conflict, InvalidInput
+from comms.links import short_url
 from comms.suppression.models import Purpose
 from comms.suppression.selectors import FreshnessPreview, freshness_preview
-from comms.web.tokens import short_url
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
 FINISHED = {

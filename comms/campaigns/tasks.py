@@ -6,8 +6,9 @@ import dramatiq
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from dramatiq_crontab import cron
 
-from comms.campaigns import callbacks, previews, sending, services
+from comms.campaigns import previews, sending, services
 from comms.campaigns.followups import services as followups
+from integrations.lifevision import callbacks
 
 
 @dramatiq.actor(max_retries=3, queue_name="campaigns")

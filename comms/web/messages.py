@@ -7,11 +7,7 @@ from django.conf import settings
 from django.utils.html import escape, linebreaks
 
 from comms.campaigns.providers import OutboundMessage
-from comms.suppression.keys import address_key
-from comms.suppression.models import ConsentEvent
-from comms.web.models import MemberMessage, MemberMessageKind
-from comms.web.texts import channel_name, names_list, text
-from comms.web.tokens import (
+from comms.links import (
     confirm_url,
     make_confirm_token,
     make_rights_token,
@@ -19,6 +15,10 @@ from comms.web.tokens import (
     preferences_url,
     rights_url,
 )
+from comms.suppression.keys import address_key
+from comms.suppression.models import ConsentEvent
+from comms.web.models import MemberMessage, MemberMessageKind
+from comms.web.texts import channel_name, names_list, text
 
 
 def member_message_compose(message: MemberMessage) -> OutboundMessage | None:

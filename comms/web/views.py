@@ -21,6 +21,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from comms.links import BadToken, ExpiredToken, make_token, read_confirm_token
 from comms.suppression.keys import address_key
 from comms.suppression.models import Source
 from comms.suppression.services import Evidence
@@ -28,7 +29,6 @@ from comms.web import selectors, services
 from comms.web.selectors import MemberLink, Scope, Status
 from comms.web.services import LostLinkResult, Refusal
 from comms.web.texts import catalogue, channel_name, language, names_list, text
-from comms.web.tokens import BadToken, ExpiredToken, make_token, read_confirm_token
 
 View = Callable[..., HttpResponse]
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"

@@ -26,10 +26,10 @@ from comms.campaigns.tasks import send_deliveries
 from comms.contacts.models import Centre, Contact
 from comms.contacts.services import visit_record
 from comms.errors import Conflict, InvalidInput
+from comms.links import read_token
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, Suppression
 from comms.suppression.services import Principal
-from comms.web.tokens import read_token
 from tests.campaigns.campaign_helpers import (
     PERSON,
     STAFF,

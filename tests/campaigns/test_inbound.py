@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from comms.campaigns import callbacks
 from comms.campaigns.models import CallbackReceipt, Reply, ReplyStatus
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, Suppression
+from integrations.lifevision import callbacks
 from tests.campaigns.callback_helpers import INBOUND, inbound, post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comms.accounts.models import ApiKey, Role
 from comms.accounts.services import api_key_create
-from comms.contacts.demo import seed_demo
 from comms.contacts.models import Brand
 from comms.core import inprocess
+from comms.core.demo import seed_demo
 from comms.studio.services import studio_user_upsert
 
 
