@@ -370,6 +370,14 @@ PROVIDER_PROBE_INTERVAL = _duration("COMMS_PROVIDER_PROBE_INTERVAL", "30s", mini
 # a 429 halves it for PROVIDER_THROTTLE_RECOVERY and pauses that provider for its Retry-After.
 PROVIDER_RATE_LIMITS = _rates("COMMS_PROVIDER_RATE_LIMITS", "lifevision=100,mailchimp=100")
 PROVIDER_THROTTLE_RECOVERY = _duration("COMMS_PROVIDER_THROTTLE_RECOVERY", "60s", minimum=1)
+# The providers by the name a campaign's ``provider`` holds: the class that speaks to each
+# (the contract is comms.campaigns.providers). Adding a provider is one more line here.
+PROVIDERS = {
+    "lifevision": "integrations.lifevision.provider.LifeVision",
+    "mailchimp": "integrations.mailchimp.provider.Mailchimp",
+}
+# Replies to inbound SMS and the member pages' service messages go out through this one.
+SERVICE_MESSAGE_PROVIDER = "lifevision"
 # Queued deliveries untouched this long are re-enqueued by the sweep (the broker may lose ids).
 # Longer than the send actor's longest retry backoff (COMMS_SEND_BACKOFF_MAX, and the probe
 # interval of an open circuit), so a batch waiting to be retried is not enqueued a second time.

@@ -32,6 +32,7 @@ from django.utils import timezone
 from comms.contacts.models import Contact, ContactKind
 from comms.contacts.selectors import contact_get
 from comms.contacts.services import ContactInput, contact_erase, contact_update
+from comms.core import jobs
 from comms.errors import Conflict, DomainError, NotFound
 from comms.rights import selectors
 from comms.rights.models import (
@@ -180,9 +181,7 @@ def contact_erase_request(*, contact_id: int, actor: str, source: str = Source.R
 
 
 def _enqueue_propagation(contact_id: int) -> None:
-    from comms.rights.tasks import propagate_erasure
-
-    propagate_erasure.send(contact_id)
+    jobs.enqueue("propagate_erasure", contact_id)
 
 
 def erasure_propagation_run(*, contact_id: int) -> list[Propagation]:

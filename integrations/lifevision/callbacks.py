@@ -48,9 +48,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from comms.campaigns.finish import campaign_finish_if_done
 from comms.campaigns.models import CallbackReceipt, Delivery, DeliveryStatus, Reply, ReplyStatus
 from comms.contacts.addresses import normalise_address, normalise_mobile
 from comms.contacts.models import Brand, Contact
+from comms.core import jobs
 from comms.core.logs import redact
 from comms.errors import DomainError, InvalidInput
 from comms.suppression import services as ledger
@@ -238,18 +240,14 @@ def callback_receive(*, kind: str, dedupe_key: str, payload: dict[str, Any]) -> 
 
 
 def _enqueue_receipt(kind: str, receipt_id: int) -> None:
-    from comms.campaigns import tasks
-
     if kind == REPORT:
-        tasks.process_delivery_report.send(receipt_id)
+        jobs.enqueue("process_delivery_report", receipt_id)
     elif kind == INBOUND:
-        tasks.process_inbound_sms.send(receipt_id)
+        jobs.enqueue("process_inbound_sms", receipt_id)
 
 
 def _enqueue_reply(reply_id: int) -> None:
-    from comms.campaigns import tasks
-
-    tasks.send_reply.send(reply_id)
+    jobs.enqueue("send_reply", reply_id)
 
 
 def callbacks_sweep(*, older_than: dt.timedelta | None = None) -> dict[str, int]:
@@ -319,8 +317,6 @@ def delivery_report_process(*, receipt_id: int) -> str:
 
     outcome = _process(receipt_id, REPORT, handle)
     if finished:
-        from comms.campaigns.sending import campaign_finish_if_done
-
         campaign_finish_if_done(campaign_id=finished[0])
     return outcome
 

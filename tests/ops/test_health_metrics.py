@@ -110,17 +110,17 @@ def test_metrics_count_messages_by_status_and_reason(client: Client, settings: A
 
 
 def test_provider_errors_counted() -> None:
-    from comms.campaigns import providers
+    from comms.campaigns import providers, sending
     from comms.core.metrics import PROVIDER_ERRORS
     from integrations.errors import IntegrationError
 
     before = PROVIDER_ERRORS.labels(provider="lifevision", kind="transient")._value.get()
+    lifevision = providers.get("lifevision")
     with (
-        mock.patch.object(providers, "_lifevision") as factory,
+        mock.patch.object(lifevision, "send_batch", side_effect=IntegrationError("down", permanent=False)),
         pytest.raises(IntegrationError),
     ):
-        factory.return_value.send_batch.side_effect = IntegrationError("down", permanent=False)
-        providers.provider_send("lifevision", [mock.Mock()])
+        sending._send("lifevision", [mock.Mock()])
     assert PROVIDER_ERRORS.labels(provider="lifevision", kind="transient")._value.get() == before + 1
 
 

@@ -11,10 +11,10 @@ from django.test import Client
 from django.utils import timezone
 
 from comms import links
-from comms.campaigns.sending import member_message_send
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, ConsentEvidence
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
 from tests.web.conftest import BROWSER_UA, events, token_for
 
