@@ -9,7 +9,7 @@ Decisions:
   field's name, and for an address the new address's keyed hash, never a value), so the chain
   proves which address later events are about; and in the rights audit log (who, when, which
   fields). Other fields (kind, tags, centre, purchase date) are ordinary updates.
-- Erasure is one transaction (``contacts.services.contact_erase``, extended there); a second
+- Erasure is one transaction (``comms.rights.erasure.contact_erase``); a second
   erasure is a 409 and changes nothing. Providers are told after commit by an actor, retried.
 - Export of an erased contact works and shows what remains.
 - Restriction and its lift are ledger events (``restrict`` / ``lift_restriction``); the gate
@@ -31,10 +31,11 @@ from django.utils import timezone
 
 from comms.contacts.models import Contact, ContactKind
 from comms.contacts.selectors import contact_get
-from comms.contacts.services import ContactInput, contact_erase, contact_update
+from comms.contacts.services import ContactInput, contact_update
 from comms.core import jobs
 from comms.errors import Conflict, DomainError, NotFound
 from comms.rights import selectors
+from comms.rights.erasure import contact_erase
 from comms.rights.models import (
     AuditEntry,
     RightsAction,

@@ -100,11 +100,11 @@ def test_metrics_content(client: Client, settings: Any, contact: Any, purpose: A
 
 @pytest.mark.django_db
 def test_metrics_count_messages_by_status_and_reason(client: Client, settings: Any) -> None:
-    from comms.core import metrics
+    from comms.core import scrape
 
     settings.METRICS_TOKEN = TOKEN
     figures = {"messages": [("sms", "blocked", "withdrawn", 3)], "withdrawals": (0, 0.0, 0.0)}
-    with mock.patch.object(metrics, "_db_figures", return_value=figures):
+    with mock.patch.object(scrape, "_db_figures", return_value=figures):
         text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode()
     assert 'comms_messages{channel="sms",reason="withdrawn",status="blocked"} 3.0' in text
 
