@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "comms.web",
     "comms.rights",
     "comms.studio",
+    "comms.ops",
     "integrations.lifevision",
     "integrations.mailchimp",
     "django_htmx",

@@ -8,7 +8,7 @@ Two kinds:
 - figures read from the database and the broker at scrape time (messages by status and reason,
   queue depth, withdrawal-to-effect time): right whichever process answers the scrape, and
   cached for ``COMMS_METRICS_CACHE_SECONDS`` so a busy scraper cannot load the database. Those
-  read the apps' tables, so they live above the apps, in ``comms.core.scrape``; this module,
+  read the apps' tables, so they live above the apps, in ``comms.ops.scrape``; this module,
   which every layer updates, imports none of them.
 """
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from comms.core import views as core_views
+from comms.ops import views as ops_views
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-0123456789abcdef"
@@ -33,7 +33,7 @@ def test_healthz_ok(client: Client, settings: Any) -> None:
 def test_healthz_503_when_database_fails(client: Client) -> None:
     from django.db import OperationalError
 
-    with mock.patch.object(core_views, "check_database", side_effect=OperationalError("secret-host down")):
+    with mock.patch.object(ops_views, "check_database", side_effect=OperationalError("secret-host down")):
         response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -100,7 +100,7 @@ def test_metrics_content(client: Client, settings: Any, contact: Any, purpose: A
 
 @pytest.mark.django_db
 def test_metrics_count_messages_by_status_and_reason(client: Client, settings: Any) -> None:
-    from comms.core import scrape
+    from comms.ops import scrape
 
     settings.METRICS_TOKEN = TOKEN
     figures = {"messages": [("sms", "blocked", "withdrawn", 3)], "withdrawals": (0, 0.0, 0.0)}

@@ -13,7 +13,7 @@ from comms.accounts.models import ApiKey, Role
 from comms.accounts.services import api_key_create
 from comms.contacts.models import Brand
 from comms.core import inprocess
-from comms.core.demo import seed_demo
+from comms.ops.demo import seed_demo
 from comms.studio.services import studio_user_upsert
 from integrations.lifevision.fake import FakeLifeVision
 from integrations.mailchimp.fake import FakeMailchimp
