@@ -8,21 +8,21 @@ from dramatiq_crontab import cron
 
 from comms.campaigns import sending
 from comms.campaigns.tasks import UNLIMITED_RETRIES
-from integrations.lifevision import callbacks
+from integrations.lifevision import callbacks, inbound, reports
 
 
 @dramatiq.actor(
     max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
 )
 def process_delivery_report(receipt_id: int) -> None:
-    callbacks.delivery_report_process(receipt_id=receipt_id)
+    reports.delivery_report_process(receipt_id=receipt_id)
 
 
 @dramatiq.actor(
     max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
 )
 def process_inbound_sms(receipt_id: int) -> None:
-    callbacks.inbound_sms_process(receipt_id=receipt_id)
+    inbound.inbound_sms_process(receipt_id=receipt_id)
 
 
 @dramatiq.actor(

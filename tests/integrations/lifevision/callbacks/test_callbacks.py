@@ -19,7 +19,12 @@ from comms.suppression.models import ConsentEvent, Suppression
 from integrations.lifevision import callbacks
 from integrations.lifevision.fake import DEFAULT_WEBHOOK_SECRET
 from integrations.lifevision.signatures import sign
-from tests.campaigns.callback_helpers import REPORTS, post_signed, report, sent_delivery
+from tests.integrations.lifevision.callbacks.callback_helpers import (
+    REPORTS,
+    post_signed,
+    report,
+    sent_delivery,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

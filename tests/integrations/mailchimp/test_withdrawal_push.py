@@ -19,7 +19,7 @@ from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import AudienceUnsubscribe, PropagationStatus
 from integrations.mailchimp.sync import propagation_for_contact
 from tests.campaigns.campaign_helpers import PERSON, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 

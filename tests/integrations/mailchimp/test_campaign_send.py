@@ -21,7 +21,7 @@ from integrations.mailchimp.client import MailchimpClient
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import CampaignSend
 from tests.campaigns.campaign_helpers import PERSON, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 
