@@ -14,6 +14,10 @@ Decisions:
 - Export of an erased contact works and shows what remains.
 - Restriction and its lift are ledger events (``restrict`` / ``lift_restriction``); the gate
   denies every message while a restriction stands.
+
+Longer than 400 lines: each right (access, rectification, erasure, restriction, retention,
+self-service) is a short function over the same audit log; erasure's one transaction is
+``comms.rights.erasure``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ GET and HEAD never change anything (mail scanners prefetch links). The only POST
 without a CSRF token is RFC 8058's ``List-Unsubscribe=One-Click`` to ``/u/{token}``, which by
 design carries no cookie; the signed token is its authority. Every other POST is checked with
 Django's own CSRF middleware logic inside the view, so a failure renders a friendly page.
+
+Longer than 400 lines: one view per member page, each short; they share the friendly error
+pages and the CSRF handling above, which would otherwise be imported back and forth.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ answered 503 until it recovers), throttles a share of requests with 429 (``.thro
 ``POST /_fake/throttle``) and posts signed delivery reports to each message's ``callback_url``.
 Control endpoints: ``GET /_fake/messages``, ``POST /_fake/reset``, ``POST /_fake/fail``,
 ``POST /_fake/outage``, ``POST /_fake/throttle``.
+
+Longer than 400 lines: the LifeVision contract as a test double (validation, deduplication,
+failures, outages, throttling, signed reports), which tests read as one file. The HTTP
+plumbing is ``integrations.fakeserver``.
 """
 
 from __future__ import annotations

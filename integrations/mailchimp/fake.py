@@ -7,6 +7,9 @@ deleted address cannot be re-added (400 "Forgotten Email Not Subscribed", GET an
 Errors are ``application/problem+json`` like the real API. It keeps every request
 (``.requests``), fails on request (``.fail_next``, ``POST /_fake/fail``) and records what each
 campaign was sent to (``.sent``). Control: ``GET /_fake/state``, ``POST /_fake/reset``.
+
+Longer than 400 lines: the Mailchimp endpoints comms uses as a test double, with Mailchimp's
+status rules, which tests read as one file. The HTTP plumbing is ``integrations.fakeserver``.
 """
 
 from __future__ import annotations
