@@ -602,9 +602,9 @@ def _segment_final_diff_and_send(provider: SegmentSender, campaign: Campaign) ->
 
 
 def reply_send(*, reply_id: int) -> str:
-    """Hand one queued reply to the service provider (LifeVision). Raises ``RetryLater`` when it must be tried again
-    (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
-    was created; the retry reuses the reply's ``external_id``, so LifeVision never sends it twice."""
+    """Hand one queued reply to the service provider. Raises ``RetryLater`` when it must be tried
+    again (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
+    was created; the retry reuses the reply's ``external_id``, so the provider never sends it twice."""
     with transaction.atomic():
         reply = (
             Reply.objects.select_for_update(skip_locked=True)
