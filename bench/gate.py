@@ -40,6 +40,7 @@ machine info asks Redis for its version only if it answers). Exit 1 if a count i
 verification fails; missed targets are reported, not failures. Every wait is bounded. Other
 work on the machine skews the numbers: the load average is recorded at start and end.
 Never part of the unit test suite.
+Longer than 400 lines on purpose: a benchmark is read top to bottom as its procedure.
 """
 
 from __future__ import annotations

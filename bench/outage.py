@@ -24,6 +24,7 @@ One command: ``bin/bench-outage [--messages 2000] [--outage 60] [--storm 30] [--
 The children run with short windows: ``COMMS_PROVIDER_PROBE_INTERVAL`` (``--probe``, 2 s),
 ``COMMS_SEND_BACKOFF_MAX`` 10 s, ``COMMS_SEND_SWEEP_AFTER_SECONDS`` 20 and a retry window of an
 hour, so the run takes minutes. Never part of the unit test suite.
+Longer than 400 lines on purpose: a benchmark is read top to bottom as its procedure.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ Child processes are always stopped (their whole process groups) and every wait i
 timeout. The consent grants of the set-up go one by one through the ledger's service, so they
 take minutes at the default size (about 80 grants/s on 2 cores); the table reports that time.
 Never part of the unit test suite.
+Longer than 400 lines on purpose: a benchmark is read top to bottom as its procedure; the
+other benchmarks import its set-up (database, data, children, fake) from here.
 """
 
 from __future__ import annotations

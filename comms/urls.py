@@ -2,19 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 
 from comms.api import api
-from comms.core import views as core_views
+from comms.campaigns import providers
+from comms.ops import views as ops_views
 
 admin.site.site_header = "comms"
 admin.site.site_title = "comms"
 admin.site.index_title = "Consent-enforcing campaigns"
 
 urlpatterns = [
-    path("healthz", core_views.healthz, name="healthz"),
-    path("metrics", core_views.metrics, name="metrics"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("studio/", include("comms.studio.urls")),
-    path("hooks/lifevision/", include("integrations.lifevision.urls")),
-    path("hooks/mailchimp/", include("integrations.mailchimp.urls")),
+    # Each provider's callbacks (comms.campaigns.providers: ``urls``), at hooks/<name>/.
+    *(path(f"hooks/{p.name}/", include(p.urls)) for p in providers.registered() if p.urls),
     path("", include("comms.web.urls")),
 ]

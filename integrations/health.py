@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from comms.core.metrics import circuit_transition, provider_throttled
+
 logger = logging.getLogger(__name__)
 
 _RATE_WAIT_S = 1.0  # how long admit() waits for a rate slot before holding the caller back
@@ -338,8 +340,6 @@ def reset(provider: str | None = None) -> None:
 
 def _metric_transition(provider: str, to: str) -> None:
     try:
-        from comms.core.metrics import circuit_transition
-
         circuit_transition(provider, to)
     except Exception:  # metrics never break a send
         logger.exception("could not record the circuit metric")
@@ -347,8 +347,6 @@ def _metric_transition(provider: str, to: str) -> None:
 
 def _metric_throttle(provider: str) -> None:
     try:
-        from comms.core.metrics import provider_throttled
-
         provider_throttled(provider)
     except Exception:
         logger.exception("could not record the throttle metric")

@@ -14,6 +14,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from comms.campaigns import previews, selectors, services
+
+# Registers the follow-up rules and adds a contact's follow-ups to its page.
+from comms.campaigns.followups import admin as followups_admin  # noqa: F401
 from comms.campaigns.models import AudiencePreview, Campaign, Delivery
 from comms.errors import DomainError, InvalidInput
 

@@ -1,4 +1,4 @@
-"""The messaging side of an erasure (called by ``comms.contacts.services.contact_erase``, in its
+"""The messaging side of an erasure (called by ``comms.rights.erasure.contact_erase``, in its
 transaction): stop what has not been sent, and remove the person's number and words from the
 SMS replies and inbound messages we keep. Deliveries themselves hold no personal data (the
 address only as a keyed hash; texts are rendered at hand-off and never stored), so they stay as

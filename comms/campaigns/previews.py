@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from comms.campaigns.models import AudiencePreview, Campaign, PreviewStatus
 from comms.campaigns.selectors import Preview, campaign_audience, campaign_preview
+from comms.core import jobs
 from comms.core.logs import redact
 from comms.suppression.gate import audience_counts
 
@@ -41,13 +42,11 @@ def campaign_preview_request(*, campaign: Campaign, requested_by: str) -> Previe
     total = campaign_audience(campaign=campaign).count()
     if total <= settings.PREVIEW_INLINE_MAX:
         return campaign_preview(campaign=campaign)
-    from comms.campaigns.tasks import run_audience_preview
-
     with transaction.atomic():
         preview = AudiencePreview.objects.create(
             campaign=campaign, total=total, requested_by=requested_by[:100]
         )
-        transaction.on_commit(lambda: run_audience_preview.send(preview.pk))
+        transaction.on_commit(lambda: jobs.enqueue("run_audience_preview", preview.pk))
     return preview
 
 

@@ -1,4 +1,4 @@
-"""The one place a message is handed to a provider.
+"""The one place a message is handed to a provider: where it is allowed or denied.
 
 For a batch of deliveries, in one transaction: lock the rows (skipping any another worker
 holds), take the *shared* sender lock on every recipient's address key, ask the gate, record
@@ -11,11 +11,20 @@ sent) and the batch is retried later with the same ``external_id`` per message, 
 provider treats as duplicates: a crash between hand-off and commit never sends twice.
 
 Outages and throttling (``integrations.health``): before the gate, the provider is asked
-whether it may be called (its circuit breaker, a 429's pause, the shared rate limit). A batch
-held back is retried later without using up anything; a transient failure is retried with
-exponential backoff and jitter until ``COMMS_SEND_RETRY_WINDOW`` after the message's first
-failure, then the message is recorded as failed (``provider_unavailable``), never lost, and a
-marketer can retry it. Each retry asks the gate again.
+whether it may be called (its circuit breaker, a 429's pause, the shared rate limit). What is
+held back or fails is retried by the rules of ``comms.campaigns.retries``; each retry asks the
+gate again.
+
+The four ways out, each below: campaign messages one by one (``deliveries_send``, any
+``MessageSender``); a campaign sent in bulk to a segment by the provider (``segment_send``, any
+``SegmentSender``: snapshot and final diff under the same lock and gate); service messages that
+answer the person and so skip the marketing gate (``reply_send``, ``service_message_send``); and
+the studio's test send to staff (``studio_test_send``). Providers are found by name in the registry of
+``comms.campaigns.providers``; this module knows none of them.
+
+Longer than 400 lines on purpose: it is the one file to read to know where a message is allowed
+or denied. What is not a decision lives beside it: ``compose`` (the message), ``retries`` (when
+again), ``finish`` (when a campaign is over).
 """
 
 from __future__ import annotations
@@ -23,47 +32,62 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Min, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from comms.campaigns.content import render, sms_length, sms_opt_out
+from comms.campaigns import providers
+from comms.campaigns.compose import message_for
+from comms.campaigns.finish import campaign_finish_if_done
 from comms.campaigns.followups.handoff import followup_stops
 from comms.campaigns.models import (
     Campaign,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
-    FollowUpRule,
     Reply,
     ReplyStatus,
 )
-from comms.campaigns.providers import Held, MessageResult, OutboundMessage, provider_admit, provider_send
+from comms.campaigns.providers import MessageResult, MessageSender, OutboundMessage, SegmentSender
+from comms.campaigns.retries import (
+    HandOffStopped,
+    RetryLater,
+    record_stop,
+    segment_retry_later,
+    service_message_stopped,
+)
 from comms.core.logs import redact
+from comms.core.metrics import provider_error
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
 from comms.suppression.locks import sender_lock
-from comms.web.tokens import make_token, short_code_for, short_url, unsubscribe_url
+from comms.suppression.models import Source
+from comms.suppression.services import Principal, suppression_add
 from integrations import health
 from integrations.errors import IntegrationError
+from integrations.health import Held
+
+__all__ = [
+    "BatchOutcome",
+    "Held",
+    "RetryLater",
+    "deliveries_send",
+    "next_send_window",
+    "reply_send",
+    "segment_send",
+    "service_message_send",
+    "studio_test_send",
+]
 
 logger = logging.getLogger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
-
-
-class RetryLater(Exception):
-    """The provider is unavailable for now; retry the batch after ``delay_ms``."""
-
-    def __init__(self, message: str, delay_ms: int) -> None:
-        super().__init__(message)
-        self.delay_ms = delay_ms
 
 
 @dataclass
@@ -73,9 +97,52 @@ class BatchOutcome:
     deferred: int = 0
     failed: int = 0
     skipped: int = 0
-    # (channel, address) the operator blocks: suppressed for every brand after commit.
-    blocked_addresses: list[tuple[str, str]] = field(default_factory=list)
+    # (provider, channel, address) the provider blocks: suppressed for every brand after commit.
+    blocked_addresses: list[tuple[str, str, str]] = field(default_factory=list)
     campaign_ids: set[int] = field(default_factory=set)
+
+
+# --- the provider, asked and called -----------------------------------------------------------
+
+
+def _admit(provider: str) -> bool:
+    """Ask before a hand-off whether ``provider`` may be called now (its circuit, its 429 pause,
+    the shared rate limit). Raises ``Held``; returns True when this hand-off is the probe of an
+    open circuit. Asked before the gate: the gate is asked after it, right before the hand-off."""
+    return health.admit(provider)
+
+
+def _sender(provider: str) -> MessageSender:
+    found = providers.get(provider)
+    if not isinstance(found, MessageSender):
+        raise IntegrationError(f"provider {provider!r} cannot send campaign messages here", permanent=True)
+    return found
+
+
+def _send(provider: str, messages: Sequence[OutboundMessage]) -> list[MessageResult]:
+    """Hand ``messages`` over (in the provider's batch size); the provider's answer is reported
+    to its shared health state (a transient failure counts towards opening the circuit, a 429
+    throttles every sender)."""
+    results: list[MessageResult] = []
+    try:
+        sender = _sender(provider)
+        for start in range(0, len(messages), sender.max_batch):
+            results.extend(sender.send_batch(messages[start : start + sender.max_batch]))
+    except IntegrationError as exc:
+        provider_error(provider, permanent=exc.permanent)
+        if exc.throttled:
+            health.record_throttle(provider, exc.retry_after)
+            health.record_success(provider)  # it answered: a 429 is not an outage
+        elif exc.permanent:
+            health.record_success(provider)
+        else:
+            health.record_failure(provider)
+        raise
+    health.record_success(provider)
+    return results
+
+
+# --- campaign messages, one by one ------------------------------------------------------------
 
 
 def next_send_window(now: dt.datetime) -> dt.datetime | None:
@@ -101,34 +168,15 @@ def deliveries_send(*, delivery_ids: Sequence[int]) -> BatchOutcome:
     try:
         with transaction.atomic():
             outcome = _send_locked(ids)
-    except _HandOffStopped as stopped:
+    except HandOffStopped as stopped:
         # The whole batch rolled back; the gate's denials in it are decided (and recorded) again
         # by the retry.
-        delay = _record_stop(stopped, batch_ids=ids)
+        delay = record_stop(stopped, batch_ids=ids)
         if delay is None:
             return BatchOutcome()  # every message of it is settled (failed after its window)
         raise RetryLater(str(stopped), max(int(delay * 1000), 1)) from stopped
     _after_commit(outcome)
     return outcome
-
-
-class _HandOffStopped(Exception):
-    """The batch did not reach the provider: ``kind`` is ``failed`` (a transient error),
-    ``throttled`` (a 429) or ``held`` (not admitted: open circuit, pause, rate limit)."""
-
-    def __init__(
-        self,
-        kind: str,
-        delivery_ids: list[int],
-        *,
-        error: IntegrationError | None = None,
-        held: Held | None = None,
-    ) -> None:
-        super().__init__(error.message if error is not None else str(held))
-        self.kind = kind
-        self.delivery_ids = delivery_ids
-        self.error = error
-        self.held = held
 
 
 def _send_locked(ids: list[int]) -> BatchOutcome:
@@ -209,9 +257,9 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
         # May the provider be called now? Before the locks and the gate, which come right
         # before the hand-off.
         try:
-            provider_admit(campaign.provider)
+            _admit(campaign.provider)
         except Held as held:
-            raise _HandOffStopped("held", [d.pk for d in candidates], held=held) from held
+            raise HandOffStopped("held", [d.pk for d in candidates], held=held) from held
 
     # The shared lock first, then the gate: a withdrawal committed before we got the lock is seen.
     sender_lock(d.address_key for d in candidates)
@@ -234,13 +282,13 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
         changed.append(delivery)
 
     allowed = _apply_frequency_cap(campaign, allowed, decided_at, outcome)
-    messages = [_message(campaign, delivery) for delivery in allowed]
+    messages = [message_for(campaign, delivery) for delivery in allowed]
     if messages:
         try:
             results, refused = _hand_over(campaign.provider, messages)
         except IntegrationError as exc:
             kind = "throttled" if exc.throttled else "failed"
-            raise _HandOffStopped(kind, [d.pk for d in allowed], error=exc) from exc
+            raise HandOffStopped(kind, [d.pk for d in allowed], error=exc) from exc
         for delivery in allowed:
             delivery.attempts += 1
             external_id = str(delivery.external_id)
@@ -263,7 +311,7 @@ def _send_group(campaign: Campaign, group: list[Delivery], outcome: BatchOutcome
                 outcome.failed += 1
                 if result.error_code == "blocked_recipient":
                     address = delivery.contact.address_for(channel) or ""
-                    outcome.blocked_addresses.append((channel, address))
+                    outcome.blocked_addresses.append((campaign.provider, channel, address))
     _save_decisions(changed)
 
 
@@ -274,7 +322,7 @@ def _hand_over(
     refused for good). A 400 refuses a whole batch for what may be one bad message, so the batch
     is split until the bad one is alone and only it fails. Transient errors and 429s raise."""
     try:
-        return {r.external_id: r for r in provider_send(provider, messages)}, {}
+        return {r.external_id: r for r in _send(provider, messages)}, {}
     except IntegrationError as exc:
         if not exc.permanent:
             raise
@@ -353,136 +401,15 @@ def _apply_frequency_cap(
     return kept
 
 
-def _message(campaign: Campaign, delivery: Delivery) -> OutboundMessage:
-    contact = delivery.contact
-    brand = campaign.brand
-    token = make_token(
-        contact_id=contact.pk,
-        purpose_id=campaign.purpose_id,
-        channel=campaign.channel,
-        address_key=delivery.address_key,
-    )
-    callback = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/hooks/lifevision/reports"
-    tags = [f"campaign:{campaign.pk}"]
-    if campaign.channel == "sms":
-        sender = settings.LIFEVISION_SMS_SENDER or brand.sms_sender or "comms"
-        link = None
-        if not sender.isdigit():
-            # Derived from the external_id, not random: after a crash between hand-off and commit
-            # the retry must record the very link LifeVision already sent (it keeps the first).
-            delivery.short_code = delivery.short_code or short_code_for(str(delivery.external_id))
-            link = short_url(delivery.short_code)
-        text = f"{render(campaign.text, contact)}\n{sms_opt_out(sender, link)}"
-        delivery.segments = sms_length(text).segments
-        return OutboundMessage(
-            external_id=str(delivery.external_id),
-            channel="sms",
-            to=contact.mobile or "",
-            sender=sender,
-            text=text,
-            callback_url=callback,
-            tags=tags,
-        )
-    url = unsubscribe_url(token)
-    footer_text = f"\n\nMeld deg av: {url}"
-    footer_html = (
-        f'<p style="font-size:12px"><a href="{url}">Meld deg av</a> / <a href="{url}">Unsubscribe</a></p>'
-    )
-    html = render(campaign.html, contact) if campaign.html else ""
-    return OutboundMessage(
-        external_id=str(delivery.external_id),
-        channel="email",
-        to=contact.email or "",
-        sender=brand.email_from or brand.name,
-        subject=render(campaign.subject, contact),
-        text=render(campaign.text, contact) + footer_text,
-        html=(html + footer_html) if html else None,
-        headers={"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-        callback_url=callback,
-        tags=tags,
-    )
-
-
-_PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED)
-
-
-def _record_stop(stopped: _HandOffStopped, *, batch_ids: list[int]) -> float | None:
-    """Record why the batch did not reach the provider; returns seconds until its retry, or None
-    when none of it is left to retry (each message past its window is failed, not lost)."""
-    ids = stopped.delivery_ids
-    now = timezone.now()
-    held, error = stopped.held, stopped.error
-    if stopped.kind == "throttled" or (held is not None and held.reason != "provider_unavailable"):
-        # The provider asked us to slow down, or the shared limit did: nothing is used up. Only
-        # enqueued_at moves on, so the sweep leaves the batch in the broker's hands.
-        Delivery.objects.filter(pk__in=ids, status__in=_PENDING).update(enqueued_at=now)
-        if held is not None:
-            return held.delay_s
-        assert error is not None
-        return _throttled_delay(error)
-    window = dt.timedelta(seconds=settings.SEND_RETRY_WINDOW)
-    with transaction.atomic():
-        pending = Delivery.objects.filter(pk__in=ids, status__in=_PENDING)
-        if error is not None:
-            pending.update(
-                attempts=F("attempts") + 1,
-                last_error=error.message[:300],
-                enqueued_at=now,
-                failing_since=Coalesce(F("failing_since"), Value(now)),
-            )
-        else:
-            # Held by an open circuit: the outage runs the window's clock, and the campaign shows
-            # it is paused because its provider is unavailable, since the circuit opened.
-            assert held is not None
-            since = dt.datetime.fromtimestamp(held.since or now.timestamp(), tz=dt.UTC)
-            pending.update(enqueued_at=now, failing_since=Coalesce(F("failing_since"), Value(now)))
-            Campaign.objects.filter(
-                pk__in=pending.values("campaign_id"), provider_paused_since__isnull=True
-            ).update(provider_paused_since=since)
-        exhausted = pending.filter(failing_since__lte=now - window)
-        campaign_ids = set(exhausted.values_list("campaign_id", flat=True))
-        if campaign_ids:
-            exhausted.update(status=DeliveryStatus.FAILED, reason="provider_unavailable")
-            logger.warning(
-                "deliveries failed after %ss of provider failures (campaigns %s)",
-                int(settings.SEND_RETRY_WINDOW),
-                sorted(campaign_ids),
-            )
-        left = pending.aggregate(attempts=Max("attempts"), since=Min("failing_since"))
-    for campaign_id in campaign_ids:
-        campaign_finish_if_done(campaign_id=campaign_id)
-    if left["since"] is None:
-        # Nothing that failed is left; the rest of the batch (the gate's denials rolled back
-        # with it) is decided by a prompt retry.
-        rest = Delivery.objects.filter(pk__in=batch_ids, status__in=_PENDING).exists()
-        return settings.SEND_BACKOFF_MIN if rest else None
-    delay = held.delay_s if held is not None else health.backoff(int(left["attempts"] or 1))
-    first_failure: dt.datetime = left["since"]
-    return _within_window(delay, (first_failure + window - now).total_seconds())
-
-
-def _throttled_delay(error: IntegrationError) -> float:
-    """After a 429: the provider's Retry-After (1 s without one), jittered."""
-    return health.jitter(max(float(error.retry_after or 1.0), 0.05)) * 2
-
-
-def _within_window(delay: float, remaining: float) -> float:
-    """Retry no later than the window's end, so a message is failed when its window is over."""
-    return max(min(delay, remaining + 0.01), 0.01)
-
-
 def _after_commit(outcome: BatchOutcome) -> None:
-    from comms.suppression.models import Source
-    from comms.suppression.services import Principal, suppression_add
-
-    for channel, address in outcome.blocked_addresses:
+    for provider, channel, address in outcome.blocked_addresses:
         if address:
             suppression_add(
                 channel=channel,
                 address=address,
                 reason="blocked_recipient",
-                source=Source.LIFEVISION_WEBHOOK,
-                principal=Principal(actor="system", recorded_by="lifevision-send-result"),
+                source=Source(f"{provider}_webhook"),
+                principal=Principal(actor="system", recorded_by=f"{provider}-send-result"),
             )
     if outcome.sent and outcome.campaign_ids:
         # The provider answered: no campaign of it is paused for its being unavailable any more.
@@ -494,75 +421,190 @@ def _after_commit(outcome: BatchOutcome) -> None:
         campaign_finish_if_done(campaign_id=campaign_id)
 
 
-def campaign_finish_if_done(*, campaign_id: int) -> bool:
-    """Mark a sending campaign finished once nothing is queued or deferred any more: ``sent``
-    when every allowed message was handed over, ``sent_with_failures`` when some never reached
-    the provider (the count and reasons in ``status_detail``), ``failed`` when none did. A
-    follow-up rule's campaign never finishes: its rule goes on planning messages while active."""
-    from comms.campaigns.selectors import campaign_failures
-
-    if FollowUpRule.objects.filter(campaign_id=campaign_id).exists():
-        return False
-    with transaction.atomic():
-        campaign = (
-            Campaign.objects.select_for_update().filter(pk=campaign_id, status=CampaignStatus.SENDING).first()
-        )
-        if campaign is None:
-            return False
-        if Delivery.objects.filter(campaign_id=campaign_id, status__in=_PENDING).exists():
-            return False
-        failures = campaign_failures(campaign_id=campaign_id)
-        handed_over = Delivery.objects.filter(campaign_id=campaign_id, sent_at__isnull=False).exists()
-        reasons = ", ".join(f"{reason}: {n}" for reason, n in failures.by_reason.items())
-        if not failures.count:
-            campaign.status, campaign.status_detail = CampaignStatus.SENT, ""
-        elif not handed_over:
-            campaign.status = CampaignStatus.FAILED
-            campaign.status_detail = f"no message reached the provider; {failures.count} failed ({reasons})"
-        else:
-            campaign.status = CampaignStatus.SENT_WITH_FAILURES
-            campaign.status_detail = f"{failures.count} messages failed ({reasons})"
-        campaign.status_detail = campaign.status_detail[:300]
-        campaign.finished_at = timezone.now()
-        campaign.provider_paused_since = None
-        campaign.save(
-            update_fields=["status", "status_detail", "finished_at", "provider_paused_since", "updated_at"]
-        )
-    if failures.count:
-        logger.warning("campaign %s finished %s: %s", campaign_id, campaign.status, campaign.status_detail)
-    return True
-
-
-# --- replies to inbound SMS -----------------------------------------------------------------
+# --- a campaign sent in bulk by the provider, to a segment built at send time ---------------
 #
-# A reply (the STOPP confirmation, the START question, the JA receipt, the HJELP text) is a
-# service message, not marketing, so it deliberately does not pass the gate: it answers a message
-# the person has just sent us, and a STOPP confirmation must reach exactly the person who just
-# opted out (the gate would deny it, as it should deny every marketing message to them). Only
-# ``Reply`` rows, created once per inbound message by ``comms.campaigns.callbacks``, go this way.
+# (DESIGN §3 "Immediately", §4) 1. Snapshot: ask the gate for every queued delivery (under the
+# senders' shared lock) and record each decision; the allowed ones stay queued. 2. Build: the
+# provider adds the allowed addresses its audience lacks, creates a segment of exactly them and
+# the campaign with its content (ids kept, so a retry reuses them). 3. Final diff and send, in
+# one transaction holding the shared lock on every allowed address: ask the gate again, take
+# every address withdrawn since the snapshot out of the segment, then send. A withdrawal
+# committed before this point is excluded; one after it waits for the commit, and the ledger
+# listener of the provider pushes it (e.g. Mailchimp ``unsubscribed``). The snapshot, the members
+# and the removals are kept by the provider as evidence.
 
 
-def _service_retry(
-    *, created_at: dt.datetime, attempts: int, error: IntegrationError | None, held: Held | None
-) -> float | None:
-    """When to retry a service message that did not reach the provider, or None when its retry
-    window (from its creation) is over: the same rules as a campaign's messages."""
-    if held is not None and held.reason != "provider_unavailable":
-        return held.delay_s  # paused or rate limited: nothing used up
-    if error is not None and error.throttled:
-        return _throttled_delay(error)
-    remaining = (
-        created_at + dt.timedelta(seconds=settings.SEND_RETRY_WINDOW) - timezone.now()
-    ).total_seconds()
-    if remaining <= 0:
-        return None
-    return _within_window(held.delay_s if held is not None else health.backoff(attempts), remaining)
+def segment_send(*, campaign_id: int) -> str:
+    """Send one due campaign of a ``SegmentSender``. Raises ``RetryLater`` for a transient
+    failure (the actor retries; every step is safe to repeat); a permanent one fails it."""
+    with _only_runner(campaign_id) as acquired:
+        if not acquired:
+            return "another worker is sending it"
+        return _segment_send(campaign_id)
+
+
+@contextmanager
+def _only_runner(campaign_id: int) -> Iterator[bool]:
+    """A session advisory lock so two workers (the tick re-enqueues) never build one campaign twice."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    # The lock's name predates the contract: a worker of the previous release holds the same one.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext('mailchimp-send'), %s)", [campaign_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext('mailchimp-send'), %s)", [campaign_id])
+
+
+def _segment_sender(campaign: Campaign) -> SegmentSender:
+    found = providers.get(campaign.provider)
+    if not isinstance(found, SegmentSender):
+        raise IntegrationError(f"provider {campaign.provider!r} does not send to segments", permanent=True)
+    return found
+
+
+def _segment_send(campaign_id: int) -> str:
+    campaign = Campaign.objects.select_related("brand", "purpose").filter(pk=campaign_id).first()
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return "not sending"
+    provider = _segment_sender(campaign)
+    existing = provider.segment_state(campaign)
+    if existing is not None and existing.sent_at is not None:
+        return "already sent"
+    problem = provider.segment_problem(campaign)
+    if problem is not None:
+        return _segment_fail(campaign_id, problem)
+    if existing is None or not existing.built:
+        _segment_snapshot(provider, campaign)
+    try:
+        found = list(
+            Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED)
+            .order_by("id")
+            .values_list("contact__email", flat=True)
+        )
+        provider.segment_build(campaign, [email for email in found if email])
+        _segment_final_diff_and_send(provider, campaign)
+    except IntegrationError as exc:
+        if exc.permanent:
+            logger.error("%s campaign %s failed: %s", provider.label, campaign_id, exc.message)
+            return _segment_fail(campaign_id, exc.message)
+        retry, error = segment_retry_later(provider, campaign, exc, held=getattr(exc, "held", ""))
+        if retry is not None:
+            raise retry from exc
+        logger.warning("%s campaign %s failed after its retry window: %s", provider.label, campaign.pk, exc.message)
+        return _segment_fail(campaign_id, f"{provider.label} unavailable: {error}", reason="provider_unavailable")
+    Campaign.objects.filter(pk=campaign_id).update(provider_paused_since=None)
+    campaign_finish_if_done(campaign_id=campaign_id)
+    return "sent"
+
+
+def _segment_fail(campaign_id: int, detail: str, *, reason: str = "") -> str:
+    """The send failed for good: its allowed messages are failed with the error (never left
+    queued), and the campaign ends ``failed``; a marketer can retry them."""
+    pending = Delivery.objects.filter(campaign_id=campaign_id, status=DeliveryStatus.QUEUED)
+    if reason:
+        pending.update(status=DeliveryStatus.FAILED, last_error=detail[:300], reason=reason)
+    else:
+        pending.update(status=DeliveryStatus.FAILED, last_error=detail[:300])
+    if not campaign_finish_if_done(campaign_id=campaign_id):
+        Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).update(
+            status=CampaignStatus.FAILED, status_detail=detail[:300], finished_at=timezone.now()
+        )
+    return "failed"
+
+
+def _segment_snapshot(provider: SegmentSender, campaign: Campaign) -> None:
+    """Decide every undecided queued delivery once; denials are final, the allowed stay queued."""
+    with transaction.atomic():
+        undecided = list(
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("contact")
+            .filter(campaign=campaign, status=DeliveryStatus.QUEUED, decided_at__isnull=True)
+            .order_by("id")
+        )
+        now = timezone.now()
+        candidates = []
+        for delivery in undecided:
+            if not delivery.contact.email:
+                delivery.status, delivery.reason, delivery.decided_at = DeliveryStatus.DENIED, "no_address", now
+                continue
+            delivery.address_key = address_key("email", delivery.contact.email)
+            candidates.append(delivery)
+        # The shared lock first, then the gate.
+        sender_lock(d.address_key for d in candidates)
+        decisions = check_many(contacts=[d.contact for d in candidates], channel="email", purpose=campaign.purpose)
+        decided_at = timezone.now()
+        for delivery in candidates:
+            decision = decisions[delivery.contact_id]
+            delivery.reason, delivery.decision_event_id, delivery.decided_at = (
+                decision.reason,
+                decision.event_id,
+                decided_at,
+            )
+            if not decision.allowed:
+                delivery.status = DeliveryStatus.DENIED
+        Delivery.objects.bulk_update(
+            undecided, ["status", "reason", "decision_event", "decided_at", "address_key"], batch_size=1000
+        )
+        allowed = Delivery.objects.filter(campaign=campaign, status=DeliveryStatus.QUEUED).order_by("id")
+        members = [[d_id, key] for d_id, key in allowed.values_list("id", "address_key")]
+        provider.segment_snapshot(campaign, snapshot_at=decided_at, members=members)
+
+
+def _segment_final_diff_and_send(provider: SegmentSender, campaign: Campaign) -> None:
+    with transaction.atomic():
+        allowed = list(
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("contact")
+            .filter(campaign=campaign, status=DeliveryStatus.QUEUED)
+            .order_by("id")
+        )
+        # The shared lock, then the gate: every withdrawal committed until now is seen, and a
+        # later one waits until the send call has returned.
+        sender_lock(d.address_key for d in allowed)
+        decisions = check_many(contacts=[d.contact for d in allowed], channel="email", purpose=campaign.purpose)
+        now = timezone.now()
+        withdrawn = [d for d in allowed if not decisions[d.contact_id].allowed]
+        for delivery in withdrawn:
+            decision = decisions[delivery.contact_id]
+            delivery.status, delivery.reason = DeliveryStatus.DENIED, decision.reason
+            delivery.decision_event_id, delivery.decided_at = decision.event_id, now
+        provider_id = provider.segment_send(campaign, remove=[d.contact.email or "" for d in withdrawn])
+        sent_at = timezone.now()
+        for delivery in allowed:
+            if delivery.status == DeliveryStatus.QUEUED:
+                delivery.status, delivery.sent_at = DeliveryStatus.SENT, sent_at
+                delivery.provider_id = provider_id
+        Delivery.objects.bulk_update(
+            allowed,
+            ["status", "reason", "decision_event", "decided_at", "sent_at", "provider_id"],
+            batch_size=1000,
+        )
+        removed = [[d.pk, d.address_key, d.reason] for d in withdrawn]
+        provider.segment_sent(campaign, removed=removed, final_diff_at=now, sent_at=sent_at)
+
+
+# --- service messages: they answer the person, so they skip the marketing gate ---------------
+#
+# A reply (the STOPP confirmation, the START question, the JA receipt, the HJELP text) answers a
+# message the person has just sent us, and a STOPP confirmation must reach exactly the person
+# who just opted out (the gate would deny it, as it should deny every marketing message to
+# them). A member message (a double-opt-in confirmation, a fresh preferences or rights link) is
+# asked for by the person on our pages (``comms.web.messages``): a confirmation must reach a
+# person the gate still denies, or double opt-in could never lift a withdrawal. Each is a row
+# of its own (``Reply``, ``MemberMessage``), created once per request and sent only to the
+# person who asked; both go to ``settings.SERVICE_MESSAGE_PROVIDER``, after its admission.
 
 
 def reply_send(*, reply_id: int) -> str:
-    """Hand one queued reply to LifeVision. Raises ``RetryLater`` when it must be tried again
-    (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
-    was created; the retry reuses the reply's ``external_id``, so LifeVision never sends it twice."""
+    """Hand one queued reply to the service provider. Raises ``RetryLater`` when it must be tried
+    again (a transient failure, a 429, an open circuit) until ``COMMS_SEND_RETRY_WINDOW`` after it
+    was created; the retry reuses the reply's ``external_id``, so the provider never sends it twice."""
     with transaction.atomic():
         reply = (
             Reply.objects.select_for_update(skip_locked=True)
@@ -579,7 +621,7 @@ def reply_send(*, reply_id: int) -> str:
             text=reply.text,
             tags=[f"reply:{reply.keyword}"],
         )
-        retry = _service_attempt(reply, message)
+        retry = service_message_send(reply, message)
         reply.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
     if retry is not None:
         raise retry
@@ -588,14 +630,15 @@ def reply_send(*, reply_id: int) -> str:
     return str(reply.status)
 
 
-def _service_attempt(row: Any, message: OutboundMessage) -> RetryLater | None:
-    """One hand-off of a reply or member message (``row``, whose statuses are ``sent`` and
-    ``failed``) to LifeVision, recorded on the row (not saved): the retry to raise, if any."""
+def service_message_send(row: Any, message: OutboundMessage) -> RetryLater | None:
+    """One hand-off of a service message (``row``: a reply or member message, whose statuses
+    are ``sent`` and ``failed``), recorded on the row (not saved): the retry to raise, if any."""
+    provider = settings.SERVICE_MESSAGE_PROVIDER
     stop: IntegrationError | Held | None = None
     try:
-        provider_admit("lifevision")
+        _admit(provider)
         row.attempts += 1
-        [result] = provider_send("lifevision", [message])
+        [result] = _send(provider, [message])
     except Held as held:
         stop = held
     except IntegrationError as exc:
@@ -611,60 +654,19 @@ def _service_attempt(row: Any, message: OutboundMessage) -> RetryLater | None:
         else:
             row.status = "failed"
             row.last_error = f"rejected: {result.error_code or 'unknown'}"
-    return _stopped_service_message(row, stop)
+    return service_message_stopped(row, stop)
 
 
-def _stopped_service_message(row: Any, stop: IntegrationError | Held | None) -> RetryLater | None:
-    """For a reply or member message that did not reach the provider: the retry to raise, or
-    None after marking it failed when its window is over."""
-    if stop is None:
-        return None
-    held = stop if isinstance(stop, Held) else None
-    error = stop if isinstance(stop, IntegrationError) else None
-    if error is not None and error.throttled:
-        row.attempts -= 1  # a 429 is not an attempt that failed
-    delay = _service_retry(created_at=row.created_at, attempts=row.attempts, error=error, held=held)
-    if delay is None:
-        row.status = "failed"
-        row.last_error = (row.last_error or str(stop))[:300]
-        return None
-    return RetryLater(str(stop), max(int(delay * 1000), 1))
+# --- the studio's test send -------------------------------------------------------------------
 
 
-# --- the member pages' service messages -------------------------------------------------------
-#
-# A double-opt-in confirmation or a fresh preferences link, asked for by the person on our pages
-# (``comms.web``). Like a reply it is not marketing and does not pass the gate: a confirmation
-# must reach a person the gate still denies, or double opt-in could never lift a withdrawal.
-# Every one is a ``MemberMessage`` row; it is composed only if the address is still the one
-# asked for.
+def studio_test_send(provider: str, message: OutboundMessage) -> MessageResult:
+    """Hand one test message of a campaign to a staff address (``comms.studio``): after the
+    provider's admission like every hand-off, but not through the gate or the sender lock. The
+    recipient is staff, never a member (the studio checks it before), the text is marked
+    ``[TEST]``, and it is a ``TestSend`` row, never a delivery: no consent is asked for and none
+    could be. Raises ``IntegrationError``, or ``Held`` while the provider may not be called."""
+    _admit(provider)
+    [result] = _send(provider, [message])
+    return result
 
-
-def member_message_send(*, message_id: int) -> str:
-    """Hand one queued member message to LifeVision. Raises ``RetryLater`` when it must be tried
-    again (after recording the attempt), as ``reply_send`` does; the retry reuses the message's
-    ``external_id``, so LifeVision never sends it twice."""
-    from comms.web.messages import member_message_compose
-    from comms.web.models import MemberMessage, MemberMessageStatus
-
-    retry: RetryLater | None = None
-    with transaction.atomic():
-        row = (
-            MemberMessage.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("contact", "contact__brand")
-            .filter(pk=message_id, status=MemberMessageStatus.QUEUED)
-            .first()
-        )
-        if row is None:
-            return "nothing to send"
-        message = member_message_compose(row)
-        if message is None:
-            row.status = MemberMessageStatus.CANCELLED
-        else:
-            retry = _service_attempt(row, message)
-        row.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
-    if retry is not None:
-        raise retry
-    if row.status == MemberMessageStatus.FAILED:
-        logger.warning("member message %s failed for good: %s", row.pk, redact(row.last_error))
-    return str(row.status)

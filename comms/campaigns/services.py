@@ -13,8 +13,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from comms.campaigns import providers
 from comms.campaigns.audience import audience_clean, audience_queryset
 from comms.campaigns.content import check_template, render_sample, sms_length, sms_opt_out
+from comms.campaigns.finish import campaign_finish_if_done
 from comms.campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -23,11 +25,14 @@ from comms.campaigns.models import (
     FollowUpRule,
     Provider,
 )
+from comms.campaigns.providers import SegmentSender
+from comms.campaigns.selectors import failed_not_handed_over
 from comms.contacts.models import Brand
+from comms.core import jobs
 from comms.errors import Conflict, InvalidInput
+from comms.links import short_url
 from comms.suppression.models import Purpose
 from comms.suppression.selectors import FreshnessPreview, freshness_preview
-from comms.web.tokens import short_url
 
 EDITABLE = {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
 FINISHED = {
@@ -252,8 +257,6 @@ def campaign_retry_failed(*, campaign: Campaign) -> tuple[Campaign, int]:
     ``external_id`` (the provider deduplicates, so nobody receives one twice), and each passes
     the gate again. Messages the provider refused for their recipient, and those it accepted,
     are left as they are. Returns the campaign and how many were queued."""
-    from comms.campaigns.selectors import failed_not_handed_over
-
     with transaction.atomic():
         locked = _locked(campaign)
         if locked.status not in RETRYABLE:
@@ -268,11 +271,10 @@ def campaign_retry_failed(*, campaign: Campaign) -> tuple[Campaign, int]:
         )
         if not count:
             raise Conflict("the campaign has no failed messages that can be retried")
-        if locked.provider == Provider.MAILCHIMP:
-            from integrations.mailchimp.models import CampaignSend
-
+        provider = providers.get(locked.provider)
+        if isinstance(provider, SegmentSender):
             # A fresh retry window for the send (its segment and campaign ids are reused).
-            CampaignSend.objects.filter(campaign=locked).update(failing_since=None, last_error="")
+            provider.segment_retry(locked)
         locked.status = CampaignStatus.SENDING
         locked.status_detail = ""
         locked.finished_at = None
@@ -282,9 +284,7 @@ def campaign_retry_failed(*, campaign: Campaign) -> tuple[Campaign, int]:
 
 
 def _enqueue_start(campaign_id: int) -> None:
-    from comms.campaigns.tasks import start_campaign
-
-    transaction.on_commit(lambda: start_campaign.send(campaign_id))
+    transaction.on_commit(lambda: jobs.enqueue("start_campaign", campaign_id))
 
 
 # --- starting a campaign: one Delivery per (campaign, contact, channel), set-based ------------
@@ -340,13 +340,12 @@ def _insert_deliveries(campaign: Campaign, contact_ids: Any) -> int:
 def enqueue_pending(*, campaign_id: int, stale_only: bool = False) -> int:
     """Send the ids of a campaign's queued (and due deferred) deliveries to the workers in
     batches, after commit. With ``stale_only``, only those nobody touched for a while."""
-    from comms.campaigns.tasks import send_deliveries
-
-    if Campaign.objects.filter(pk=campaign_id, provider=Provider.MAILCHIMP).exists():
-        # Mailchimp sends the whole audience in one call, from its own actor (idempotent).
-        from integrations.mailchimp.tasks import mailchimp_send_campaign
-
-        transaction.on_commit(lambda: mailchimp_send_campaign.send(campaign_id))
+    name = Campaign.objects.filter(pk=campaign_id).values_list("provider", flat=True).first()
+    provider = providers.get(name) if name else None
+    if isinstance(provider, SegmentSender):
+        # The provider sends the whole audience in one call, from its own actor (idempotent).
+        actor = provider.send_actor
+        transaction.on_commit(lambda: jobs.enqueue(actor, campaign_id))
         return 0
     now = timezone.now()
     pending = Delivery.objects.filter(campaign_id=campaign_id).filter(
@@ -362,7 +361,7 @@ def enqueue_pending(*, campaign_id: int, stale_only: bool = False) -> int:
 
     def send_all() -> None:
         for batch in batches:
-            send_deliveries.send(batch)
+            jobs.enqueue("send_deliveries", batch)
 
     transaction.on_commit(send_all)
     return len(ids)
@@ -379,8 +378,6 @@ def campaigns_tick() -> dict[str, int]:
         started += 1
         with transaction.atomic():
             _enqueue_start(campaign_id)
-    from comms.campaigns.sending import campaign_finish_if_done
-
     requeued = 0
     for campaign_id in Campaign.objects.filter(status=CampaignStatus.SENDING).values_list("id", flat=True):
         with transaction.atomic():

@@ -6,7 +6,7 @@ import dramatiq
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from dramatiq_crontab import cron
 
-from comms.campaigns import callbacks, previews, sending, services
+from comms.campaigns import previews, sending, services
 from comms.campaigns.followups import services as followups
 
 
@@ -42,40 +42,6 @@ def campaigns_tick() -> None:
 def followups_tick() -> None:
     """Plan lapsed members' follow-ups and record stops; campaigns_tick sends the due ones."""
     followups.followups_tick()
-
-
-# --- LifeVision callbacks: the webhook stores a receipt, these process it once ---------------
-
-
-@dramatiq.actor(
-    max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
-)
-def process_delivery_report(receipt_id: int) -> None:
-    callbacks.delivery_report_process(receipt_id=receipt_id)
-
-
-@dramatiq.actor(
-    max_retries=10, min_backoff=1000, max_backoff=60_000, queue_name="callbacks", time_limit=60_000
-)
-def process_inbound_sms(receipt_id: int) -> None:
-    callbacks.inbound_sms_process(receipt_id=receipt_id)
-
-
-@dramatiq.actor(
-    max_retries=UNLIMITED_RETRIES, min_backoff=2000, max_backoff=300_000, queue_name="callbacks", time_limit=60_000
-)
-def send_reply(reply_id: int) -> None:
-    try:
-        sending.reply_send(reply_id=reply_id)
-    except sending.RetryLater as exc:
-        # The reply fails for good COMMS_SEND_RETRY_WINDOW after it was created.
-        raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
-
-
-@cron("* * * * *")
-@dramatiq.actor(max_retries=0, queue_name="callbacks")
-def callbacks_sweep() -> None:
-    callbacks.callbacks_sweep()
 
 
 # --- audience previews too large to decide inside a web request ----------------------------

@@ -6,7 +6,6 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from comms.campaigns.followups.admin import FollowUpInline
 from comms.contacts.addresses import normalise_email, normalise_mobile
 from comms.contacts.models import Brand, Centre, Contact, Tag, Visit
 from comms.errors import InvalidInput
@@ -95,7 +94,7 @@ class ContactAdmin(admin.ModelAdmin[Contact]):
     search_fields = ["first_name", "last_name", "email", "mobile", "external_id"]
     autocomplete_fields = ["guardian", "tags"]
     readonly_fields = ["erased_at", "created_at", "updated_at"]
-    inlines = [VisitInline, FollowUpInline]
+    inlines = [VisitInline]  # campaigns adds its follow-ups (comms/campaigns/followups/admin.py)
     list_select_related = ["brand", "home_centre"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:

@@ -9,11 +9,15 @@ Decisions:
   field's name, and for an address the new address's keyed hash, never a value), so the chain
   proves which address later events are about; and in the rights audit log (who, when, which
   fields). Other fields (kind, tags, centre, purchase date) are ordinary updates.
-- Erasure is one transaction (``contacts.services.contact_erase``, extended there); a second
+- Erasure is one transaction (``comms.rights.erasure.contact_erase``); a second
   erasure is a 409 and changes nothing. Providers are told after commit by an actor, retried.
 - Export of an erased contact works and shows what remains.
 - Restriction and its lift are ledger events (``restrict`` / ``lift_restriction``); the gate
   denies every message while a restriction stands.
+
+Longer than 400 lines: each right (access, rectification, erasure, restriction, retention,
+self-service) is a short function over the same audit log; erasure's one transaction is
+``comms.rights.erasure``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from django.utils import timezone
 
 from comms.contacts.models import Contact, ContactKind
 from comms.contacts.selectors import contact_get
-from comms.contacts.services import ContactInput, contact_erase, contact_update
+from comms.contacts.services import ContactInput, contact_update
+from comms.core import jobs
 from comms.errors import Conflict, DomainError, NotFound
 from comms.rights import selectors
+from comms.rights.erasure import contact_erase
 from comms.rights.models import (
     AuditEntry,
     RightsAction,
@@ -180,9 +186,7 @@ def contact_erase_request(*, contact_id: int, actor: str, source: str = Source.R
 
 
 def _enqueue_propagation(contact_id: int) -> None:
-    from comms.rights.tasks import propagate_erasure
-
-    propagate_erasure.send(contact_id)
+    jobs.enqueue("propagate_erasure", contact_id)
 
 
 def erasure_propagation_run(*, contact_id: int) -> list[Propagation]:

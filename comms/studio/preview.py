@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from comms.campaigns.compose import message_for
 from comms.campaigns.content import FIELDS, sms_length
 from comms.campaigns.models import Campaign, Delivery
 from comms.campaigns.providers import OutboundMessage
-from comms.campaigns.sending import _message as compose_message
 from comms.contacts.models import Contact
 
 MERGE_FIELDS = tuple("{" + name + "}" for name in FIELDS)
@@ -48,7 +48,7 @@ def message_preview(*, campaign: Campaign, contact: Contact | None = None) -> Me
     """The message for ``contact`` (a sample member by default). Writes nothing."""
     contact = contact or sample_contact(campaign)
     delivery = Delivery(campaign=campaign, contact=contact, channel=campaign.channel, external_id=uuid.uuid4())
-    message = compose_message(campaign, delivery)
+    message = message_for(campaign, delivery)
     preview = MessagePreview(channel=campaign.channel, message=message)
     if campaign.channel == "sms":
         length = sms_length(message.text)

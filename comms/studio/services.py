@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from comms.campaigns.models import Campaign, Provider
-from comms.campaigns.providers import provider_send
+from comms.campaigns.sending import Held, studio_test_send
 from comms.contacts.addresses import normalise_address
 from comms.contacts.models import Brand
 from comms.core.logs import redact
@@ -71,7 +71,8 @@ def recipient_is_staff(channel: str, address: str) -> bool:
 
 def campaign_test_send(*, campaign: Campaign, recipients: list[str], sent_by: str) -> list[TestSend]:
     """Send the campaign's message now to staff addresses, marked as a test, through the
-    provider path every campaign message takes (``provider_send``). Each is a ``TestSend`` row,
+    hand-off every message takes (``comms.campaigns.sending.studio_test_send``: the provider's
+    admission, but not the gate, which is for members). Each is a ``TestSend`` row,
     never a ``Delivery``: it counts for nothing. Raises ``InvalidInput`` for a bad or non-staff
     address before anything is sent."""
     if campaign.provider != Provider.LIFEVISION:
@@ -100,9 +101,11 @@ def campaign_test_send(*, campaign: Campaign, recipients: list[str], sent_by: st
             tags=["test-send", f"test-campaign:{campaign.pk}"],
         )
         try:
-            [result] = provider_send(campaign.provider, [message])
+            result = studio_test_send(campaign.provider, message)
         except IntegrationError as exc:
             row.status, row.error = TestSendStatus.FAILED, exc.message[:300]
+        except Held as held:  # an open circuit, a 429's pause or the shared rate limit
+            row.status, row.error = TestSendStatus.FAILED, str(held)[:300]
         else:
             if result.status == "accepted":
                 row.status, row.provider_id = TestSendStatus.SENT, result.provider_id or ""

@@ -3,6 +3,8 @@
 Only ``comms/suppression/services.py`` writes these tables. The database itself refuses UPDATE
 and DELETE on consent events and notices (triggers in migration 0002), and TRUNCATE of every
 append-only table (0010); the service role may not bypass them (``comms/core/dbroles.py``).
+
+Longer than 400 lines: the ledger's tables and their database-level guards belong together.
 """
 
 from __future__ import annotations

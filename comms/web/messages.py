@@ -1,17 +1,18 @@
-"""Composing the member pages' service messages at hand-off time (the link in them is made then,
-so no usable link is ever stored)."""
+"""The member pages' service messages: composed at hand-off time (the link in them is made then,
+so no usable link is ever stored) and handed over through the hand-off's service path."""
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.db import transaction
 from django.utils.html import escape, linebreaks
 
 from comms.campaigns.providers import OutboundMessage
-from comms.suppression.keys import address_key
-from comms.suppression.models import ConsentEvent
-from comms.web.models import MemberMessage, MemberMessageKind
-from comms.web.texts import channel_name, names_list, text
-from comms.web.tokens import (
+from comms.campaigns.sending import RetryLater, service_message_send
+from comms.core.logs import redact
+from comms.links import (
     confirm_url,
     make_confirm_token,
     make_rights_token,
@@ -19,6 +20,12 @@ from comms.web.tokens import (
     preferences_url,
     rights_url,
 )
+from comms.suppression.keys import address_key
+from comms.suppression.models import ConsentEvent
+from comms.web.models import MemberMessage, MemberMessageKind, MemberMessageStatus
+from comms.web.texts import channel_name, names_list, text
+
+logger = logging.getLogger(__name__)
 
 
 def member_message_compose(message: MemberMessage) -> OutboundMessage | None:
@@ -84,3 +91,31 @@ def member_message_compose(message: MemberMessage) -> OutboundMessage | None:
         html=html,
         tags=tags,
     )
+
+
+def member_message_send(*, message_id: int) -> str:
+    """Hand one queued member message over, through the hand-off's service path (no marketing
+    gate: see ``comms.campaigns.sending``). Raises ``RetryLater`` when it must be tried again
+    (after recording the attempt); the retry reuses the message's ``external_id``, so the
+    provider never sends it twice. A message whose address changed since is cancelled."""
+    retry: RetryLater | None = None
+    with transaction.atomic():
+        row = (
+            MemberMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("contact", "contact__brand")
+            .filter(pk=message_id, status=MemberMessageStatus.QUEUED)
+            .first()
+        )
+        if row is None:
+            return "nothing to send"
+        message = member_message_compose(row)
+        if message is None:
+            row.status = MemberMessageStatus.CANCELLED
+        else:
+            retry = service_message_send(row, message)
+        row.save(update_fields=["status", "provider_id", "sent_at", "attempts", "last_error"])
+    if retry is not None:
+        raise retry
+    if row.status == MemberMessageStatus.FAILED:
+        logger.warning("member message %s failed for good: %s", row.pk, redact(row.last_error))
+    return str(row.status)

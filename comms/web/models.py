@@ -1,7 +1,7 @@
 """Service messages the member pages send: double-opt-in confirmations and fresh links.
 
 They are not marketing, so they do not pass the gate (the person has just asked for them on our
-page); every one is recorded here and sent by ``comms.campaigns.sending.member_message_send``.
+page); every one is recorded here and sent by ``comms.web.messages.member_message_send``.
 No personal data and no link is stored: the row names the contact and the address's keyed hash,
 and the message is composed (and its signed link made) when it is handed to LifeVision, only if
 the contact's address still has that key.

@@ -15,11 +15,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from comms.links import BadToken, ExpiredToken
 from comms.rights import services as rights_services
 from comms.web import selectors
 from comms.web.services import rights_link_request
 from comms.web.texts import text
-from comms.web.tokens import BadToken, ExpiredToken
 from comms.web.views import _lang, _link_context, _mask, _page, _problem, _protected, _resolve
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from comms.campaigns.models import Delivery
 from comms.contacts.models import Brand, Contact
+from comms.links import BadToken, ExpiredToken, make_token, read_rights_token, read_token
 from comms.suppression.gate import Decision, Reason, check
 from comms.suppression.keys import address_key
 from comms.suppression.models import (
@@ -23,7 +24,6 @@ from comms.suppression.models import (
     Purpose,
     PurposeNotice,
 )
-from comms.web.tokens import BadToken, ExpiredToken, make_token, read_rights_token, read_token
 
 _SHORT_CODE = re.compile(r"[A-Za-z0-9]{6,12}")
 _LEDGER_ACTIONS = (Action.GRANT, Action.CONFIRM, Action.WITHDRAW, Action.OBJECT)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from comms.contacts.addresses import normalise_address
 from comms.contacts.models import Contact
+from comms.core import jobs
 from comms.errors import Conflict, DomainError, InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
@@ -226,9 +227,7 @@ def queue_member_message(
 
 
 def _enqueue(message_id: int) -> None:
-    from comms.web import tasks
-
-    tasks.send_member_message.send(message_id)
+    jobs.enqueue("send_member_message", message_id)
 
 
 def member_messages_sweep(*, older_than: dt.timedelta | None = None) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dramatiq
 from dramatiq_crontab import cron
 
-from comms.campaigns import sending
+from comms.campaigns.sending import RetryLater
 from comms.campaigns.tasks import UNLIMITED_RETRIES
-from comms.web import services
+from comms.web import messages, services
 
 
 @dramatiq.actor(
@@ -15,8 +15,8 @@ from comms.web import services
 )
 def send_member_message(message_id: int) -> None:
     try:
-        sending.member_message_send(message_id=message_id)
-    except sending.RetryLater as exc:
+        messages.member_message_send(message_id=message_id)
+    except RetryLater as exc:
         # The message fails for good COMMS_SEND_RETRY_WINDOW after it was created.
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 

@@ -5,6 +5,9 @@ GET and HEAD never change anything (mail scanners prefetch links). The only POST
 without a CSRF token is RFC 8058's ``List-Unsubscribe=One-Click`` to ``/u/{token}``, which by
 design carries no cookie; the signed token is its authority. Every other POST is checked with
 Django's own CSRF middleware logic inside the view, so a failure renders a friendly page.
+
+Longer than 400 lines: one view per member page, each short; they share the friendly error
+pages and the CSRF handling above, which would otherwise be imported back and forth.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from comms.links import BadToken, ExpiredToken, make_token, read_confirm_token
 from comms.suppression.keys import address_key
 from comms.suppression.models import Source
 from comms.suppression.services import Evidence
@@ -28,7 +32,6 @@ from comms.web import selectors, services
 from comms.web.selectors import MemberLink, Scope, Status
 from comms.web.services import LostLinkResult, Refusal
 from comms.web.texts import catalogue, channel_name, language, names_list, text
-from comms.web.tokens import BadToken, ExpiredToken, make_token, read_confirm_token
 
 View = Callable[..., HttpResponse]
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"

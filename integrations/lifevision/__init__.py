@@ -1,6 +1,2 @@
-"""LifeVision SMS/email provider: transport (client), callback signatures and a fake server."""
-
-from integrations.lifevision.client import LifeVisionClient, MessageResult, OutboundMessage
-from integrations.lifevision.signatures import SignatureError, sign, verify
-
-__all__ = ["LifeVisionClient", "MessageResult", "OutboundMessage", "SignatureError", "sign", "verify"]
+"""LifeVision (SMS and e-mail member dialogue): client, callback signatures and views, what its
+callbacks mean for deliveries and the ledger, its actors, its provider class and a fake server."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 import requests
 
+from comms.campaigns.providers import MessageResult, OutboundMessage
 from integrations.errors import IntegrationError
 
 MAX_BATCH = 1000
@@ -24,51 +24,6 @@ Timeout = float | tuple[float, float]
 
 _BODY_EXCERPT_CHARS = 200
 _DEFAULT_RETRY_AFTER = 1.0
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """One SMS or email as LifeVision receives it; ``external_id`` is our idempotency key."""
-
-    external_id: str
-    channel: Channel
-    to: str
-    sender: str
-    text: str
-    subject: str | None = None
-    html: str | None = None
-    headers: dict[str, str] | None = None
-    callback_url: str | None = None
-    tags: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The message's wire shape; optional fields left unset are omitted."""
-        data: dict[str, Any] = {
-            "external_id": self.external_id,
-            "channel": self.channel,
-            "to": self.to,
-            "sender": self.sender,
-            "text": self.text,
-        }
-        optional: dict[str, Any] = {
-            "subject": self.subject,
-            "html": self.html,
-            "headers": self.headers,
-            "callback_url": self.callback_url,
-        }
-        data.update({key: value for key, value in optional.items() if value is not None})
-        data["tags"] = list(self.tags)
-        return data
-
-
-@dataclass(frozen=True)
-class MessageResult:
-    """LifeVision's verdict on one message of a batch."""
-
-    external_id: str
-    provider_id: str | None
-    status: ResultStatus
-    error_code: str | None
 
 
 class LifeVisionClient:

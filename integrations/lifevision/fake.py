@@ -8,6 +8,10 @@ answered 503 until it recovers), throttles a share of requests with 429 (``.thro
 ``POST /_fake/throttle``) and posts signed delivery reports to each message's ``callback_url``.
 Control endpoints: ``GET /_fake/messages``, ``POST /_fake/reset``, ``POST /_fake/fail``,
 ``POST /_fake/outage``, ``POST /_fake/throttle``.
+
+Longer than 400 lines: the LifeVision contract as a test double (validation, deduplication,
+failures, outages, throttling, signed reports), which tests read as one file. The HTTP
+plumbing is ``integrations.fakeserver``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar, Self, cast
 
+from integrations.fakeserver import FakeRequest, FakeResponse, FakeServer, serve
 from integrations.lifevision.signatures import HEADER, sign
 
 logger = logging.getLogger(__name__)
@@ -44,7 +47,6 @@ _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # An alphanumeric sender of at most 11 characters, or a short/long number.
 _SMS_SENDER = re.compile(r"[A-Za-z0-9]{1,11}|\+?\d{1,15}")
-_MAX_BODY_BYTES = 32 * 1024 * 1024
 _REPORT_ATTEMPTS = 4
 _REPORT_TIMEOUT = 5.0
 _REQUIRED_TEXT_FIELDS = ("external_id", "to", "sender", "text")
@@ -75,7 +77,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class FakeLifeVision:
+class FakeLifeVision(FakeServer):
     """An in-process LifeVision server on a background thread; ``port=0`` picks a free port."""
 
     def __init__(
@@ -88,8 +90,7 @@ class FakeLifeVision:
         report_delay: float = 0.2,
         blocked_recipients: Iterable[str] = (),
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.send_reports = send_reports
@@ -106,54 +107,42 @@ class FakeLifeVision:
         self._throttle: tuple[float, float] | None = None
         self._throttle_seen = 0
         self._failed_requests = 0
-        self._server: _Server | None = None
-        self._serve_thread: threading.Thread | None = None
         self._report_threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
+    name: ClassVar[str] = "FakeLifeVision"
+
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> FakeLifeVision:
-        if self._server is not None:
-            raise RuntimeError("the fake is already running")
+    def start(self) -> Self:
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), _Handler, self)
-        self.port = self._server.server_address[1]
-        # A short poll interval keeps stop() quick; the fake idles on loopback, so the cost is nil.
-        self._serve_thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-lifevision", daemon=True
-        )
-        self._serve_thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         self._stopping.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._serve_thread is not None:
-            self._serve_thread.join(timeout=5)
-            self._serve_thread = None
+        super().stop()
         with self._lock:
             threads, self._report_threads = self._report_threads, []
         for thread in threads:
             thread.join(timeout=_REPORT_TIMEOUT)
 
-    def __enter__(self) -> FakeLifeVision:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+    # --- the API ---------------------------------------------------------------------------
+    def respond(self, request: FakeRequest) -> FakeResponse:
+        if request.method == "GET" and request.path == "/_fake/messages":
+            return FakeResponse.json(
+                200, {"messages": self.messages, "requests": self.requests, "failed_requests": self.failed_requests}
+            )
+        if request.method != "POST":
+            return FakeResponse.json(404, {"error": "not found"})
+        if request.path == "/v1/messages":
+            status, payload, extra = self._handle_send(request.headers, request.body)
+            return FakeResponse.json(status, payload, headers=extra)
+        if request.path == "/_fake/reset":
+            self.reset()
+            return FakeResponse.json(200, {})
+        controls = {"/_fake/fail": self._handle_fail, "/_fake/outage": self._handle_outage, "/_fake/throttle": self._handle_throttle}
+        if request.path in controls:
+            return FakeResponse.json(*controls[request.path](request.body))
+        return FakeResponse.json(404, {"error": "not found"})
 
     # --- what it received ------------------------------------------------------------------
     @property
@@ -465,81 +454,6 @@ def _check_message(index: int, message: object) -> None:
         raise BadRequest(f"{where}.tags must be a list of strings")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeLifeVision
-    ) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeLifeVision/1"
-
-    @property
-    def fake(self) -> FakeLifeVision:
-        return cast(_Server, self.server).fake
-
-    def do_POST(self) -> None:
-        raw = self._read_body()
-        if raw is None:
-            return
-        path = self.path.split("?", 1)[0]
-        if path == "/v1/messages":
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            status, payload, extra = self.fake._handle_send(headers, raw)
-            self._reply(status, payload, extra)
-        elif path == "/_fake/reset":
-            self.fake.reset()
-            self._reply(200, {})
-        elif path == "/_fake/fail":
-            self._reply(*self.fake._handle_fail(raw))
-        elif path == "/_fake/outage":
-            self._reply(*self.fake._handle_outage(raw))
-        elif path == "/_fake/throttle":
-            self._reply(*self.fake._handle_throttle(raw))
-        else:
-            self._reply(404, {"error": "not found"})
-
-    def do_GET(self) -> None:
-        if self.path.split("?", 1)[0] == "/_fake/messages":
-            self._reply(
-                200,
-                {
-                    "messages": self.fake.messages,
-                    "requests": self.fake.requests,
-                    "failed_requests": self.fake.failed_requests,
-                },
-            )
-        else:
-            self._reply(404, {"error": "not found"})
-
-    def _read_body(self) -> bytes | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY_BYTES:
-            self._reply(400 if length < 0 else 413, {"error": "bad Content-Length"})
-            return None
-        return self.rfile.read(length)
-
-    def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a fake LifeVision server.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -562,14 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         report_delay=args.report_delay,
         blocked_recipients=args.block,
     )
-    fake.start()
-    print(f"fake LifeVision listening on {fake.base_url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
+    serve(fake, "fake LifeVision listening on {fake.base_url}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Each request is checked in the order that cannot leak or lose anything: method (
 configuration (503 without a webhook secret), the ``X-LV-Signature`` over the raw body with its
 300 s replay window (401), the JSON and its required fields (400 naming the field). A valid
 callback is stored once as a ``CallbackReceipt`` in one short transaction and processed by a
-worker after commit (``comms.campaigns.callbacks``); a repeat answers ``duplicate`` and does
+worker after commit (``integrations.lifevision.callbacks``); a repeat answers ``duplicate`` and does
 nothing. The answer is always quick and never a 500 for anything the sender controls.
 """
 
@@ -21,8 +21,8 @@ from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 
-from comms.campaigns import callbacks
 from comms.errors import InvalidInput
+from integrations.lifevision import callbacks
 from integrations.lifevision.signatures import HEADER, SignatureError, verify
 
 logger = logging.getLogger(__name__)

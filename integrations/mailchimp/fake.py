@@ -7,6 +7,9 @@ deleted address cannot be re-added (400 "Forgotten Email Not Subscribed", GET an
 Errors are ``application/problem+json`` like the real API. It keeps every request
 (``.requests``), fails on request (``.fail_next``, ``POST /_fake/fail``) and records what each
 campaign was sent to (``.sent``). Control: ``GET /_fake/state``, ``POST /_fake/reset``.
+
+Longer than 400 lines: the Mailchimp endpoints comms uses as a test double, with Mailchimp's
+status rules, which tests read as one file. The HTTP plumbing is ``integrations.fakeserver``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from integrations.fakeserver import FakeRequest, FakeResponse, FakeServer, serve
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def _problem(status: int, title: str, detail: str) -> _Reply:
     )
 
 
-class FakeMailchimp:
+class FakeMailchimp(FakeServer):
     """An in-process Mailchimp on a background thread; ``port=0`` picks a free port."""
 
     def __init__(
@@ -94,8 +97,7 @@ class FakeMailchimp:
         api_key: str = DEFAULT_API_KEY,
         lists: tuple[str, ...] = (DEFAULT_LIST_ID,),
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.api_key = api_key
         self._lock = threading.Lock()
         self.lists: dict[str, FakeList] = {list_id: FakeList() for list_id in lists}
@@ -104,41 +106,22 @@ class FakeMailchimp:
         self._failures: list[_Failure] = []
         self._down: _Failure | None = None
         self._next_segment = 1
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # --- lifecycle ------------------------------------------------------------------------
-    def start(self) -> FakeMailchimp:
-        if self._server is not None:
-            raise RuntimeError("the fake is already running")
-        self._server = _Server((self.host, self.port), _Handler, self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-mailchimp", daemon=True
-        )
-        self._thread.start()
-        return self
+    name: ClassVar[str] = "FakeMailchimp"
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeMailchimp:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def respond(self, request: FakeRequest) -> FakeResponse:
+        if request.path == "/_fake/state" and request.method == "GET":
+            return _response(_Reply(200, self.state()))
+        if request.path == "/_fake/reset" and request.method == "POST":
+            self.reset()
+            return _response(_Reply(200, {}))
+        if request.path == "/_fake/fail" and request.method == "POST":
+            data = json.loads(request.body or b"{}")
+            self.fail_next(
+                int(data.get("count", 1)), int(data.get("status", 503)), empty=bool(data.get("empty", True))
+            )
+            return _response(_Reply(200, {"failing": data.get("count", 1)}))
+        return _response(self.handle(request.method, request.target, request.headers, request.body))
 
     # --- inspection and set-up ------------------------------------------------------------
     @property
@@ -520,59 +503,11 @@ def fake_list_id(fake_list: FakeList, lists: dict[str, FakeList]) -> str:
     return next(list_id for list_id, candidate in lists.items() if candidate is fake_list)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeMailchimp
-    ) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeMailchimp/1"
-
-    @property
-    def fake(self) -> FakeMailchimp:
-        return cast(_Server, self.server).fake
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        path = self.path.split("?", 1)[0]
-        if path == "/_fake/state" and self.command == "GET":
-            return self._reply(_Reply(200, self.fake.state()))
-        if path == "/_fake/reset" and self.command == "POST":
-            self.fake.reset()
-            return self._reply(_Reply(200, {}))
-        if path == "/_fake/fail" and self.command == "POST":
-            data = json.loads(raw or b"{}")
-            self.fake.fail_next(
-                int(data.get("count", 1)), int(data.get("status", 503)), empty=bool(data.get("empty", True))
-            )
-            return self._reply(_Reply(200, {"failing": data.get("count", 1)}))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        self._reply(self.fake.handle(self.command, self.path, headers, raw))
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def _reply(self, reply: _Reply) -> None:
-        body = b"" if reply.payload is None else json.dumps(reply.payload).encode()
-        self.send_response(reply.status)
-        # Real errors are problem+json, which the client does not parse (its .text stays raw);
-        # successes must say application/json or the client returns a raw Response.
-        content_type = (
-            "application/problem+json; charset=utf-8" if reply.problem else "application/json; charset=utf-8"
-        )
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+def _response(reply: _Reply) -> FakeResponse:
+    # Real errors are problem+json, which the client does not parse (its .text stays raw);
+    # successes must say application/json or the client returns a raw Response.
+    content_type = "application/problem+json; charset=utf-8" if reply.problem else "application/json; charset=utf-8"
+    return FakeResponse.json(reply.status, reply.payload, content_type=content_type)
 
 
 def main() -> None:
@@ -583,16 +518,7 @@ def main() -> None:
     parser.add_argument("--list", action="append", dest="lists", help="audience id (repeatable)")
     args = parser.parse_args()
     fake = FakeMailchimp(args.host, args.port, args.api_key, tuple(args.lists or [DEFAULT_LIST_ID]))
-    fake.start()
-    print(
-        f"fake Mailchimp on {fake.base_url} (key {fake.api_key}, lists {', '.join(fake.lists)})", flush=True
-    )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
+    serve(fake, f"fake Mailchimp on {{fake.base_url}} (key {fake.api_key}, lists {', '.join(fake.lists)})")
 
 
 if __name__ == "__main__":

@@ -16,33 +16,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
+from comms.core import jobs
 from comms.suppression.gate import check_many
 from comms.suppression.keys import address_key
 from comms.suppression.locks import sender_lock
 from comms.suppression.models import Action, ConsentEvent, Purpose, Source, Suppression, SuppressionChannel
+from integrations.mailchimp.audiences import audience_for, enabled
 from integrations.mailchimp.client import COMPLIANCE_STATE, FORGOTTEN, MailchimpClient, MailchimpError
 from integrations.mailchimp.models import AudienceUnsubscribe, PropagationStatus, SyncState
+from integrations.mailchimp.webhooks import mailchimp_change_record
 
 logger = logging.getLogger(__name__)
 
 _PUSHED_ACTIONS = frozenset({Action.WITHDRAW, Action.OBJECT, Action.ERASE, Action.SUPPRESS})
 # Reconciliation re-reads this much before the last run, so a change at the boundary is not missed.
 _OVERLAP = dt.timedelta(minutes=5)
-
-
-def enabled() -> bool:
-    return bool(settings.MAILCHIMP_API_KEY and settings.MAILCHIMP_AUDIENCES)
-
-
-def audience_for(brand: Brand) -> str | None:
-    return settings.MAILCHIMP_AUDIENCES.get(brand.key) if enabled() else None
-
-
-def brand_for(list_id: str) -> Brand | None:
-    for brand_key, candidate in settings.MAILCHIMP_AUDIENCES.items():
-        if candidate == list_id:
-            return Brand.objects.filter(key=brand_key).first()
-    return None
 
 
 # --- ledger -> Mailchimp ------------------------------------------------------------------------
@@ -86,9 +74,7 @@ def _is_effective_grant(event: ConsentEvent) -> bool:
 
 
 def _enqueue_member_sync(contact_id: int, purpose_id: int) -> None:
-    from integrations.mailchimp import tasks
-
-    transaction.on_commit(lambda: tasks.mailchimp_member_sync.send(contact_id, purpose_id), robust=True)
+    transaction.on_commit(lambda: jobs.enqueue("mailchimp_member_sync", contact_id, purpose_id), robust=True)
 
 
 def member_sync(*, contact_id: int, purpose_id: int, client: MailchimpClient | None = None) -> str:
@@ -157,9 +143,7 @@ def unsubscribe_request(
 
 
 def _enqueue_push(row_id: int) -> None:
-    from integrations.mailchimp import tasks
-
-    transaction.on_commit(lambda: tasks.mailchimp_unsubscribe.send(row_id), robust=True)
+    transaction.on_commit(lambda: jobs.enqueue("mailchimp_unsubscribe", row_id), robust=True)
 
 
 def unsubscribe_push(*, row_id: int, client: MailchimpClient | None = None) -> str:
@@ -229,8 +213,6 @@ def reconcile(*, client: MailchimpClient | None = None) -> dict[str, Any]:
     """For every configured audience: record in the ledger the members Mailchimp has
     unsubscribed or cleaned since the last run that the ledger lacks, and push ``unsubscribed``
     for every subscribed member whose address the ledger suppresses. Returns counts."""
-    from integrations.mailchimp.webhooks import mailchimp_change_record
-
     totals: Counter[str] = Counter()
     if not enabled():
         return {"audiences": 0}

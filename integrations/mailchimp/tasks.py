@@ -6,7 +6,8 @@ from __future__ import annotations
 import dramatiq
 from dramatiq_crontab import cron
 
-from integrations.mailchimp import send, sync, webhooks
+from comms.campaigns import sending
+from integrations.mailchimp import sync, webhooks
 from integrations.mailchimp.client import MailchimpError
 
 
@@ -50,9 +51,10 @@ def mailchimp_member_sync(contact_id: int, purpose_id: int) -> None:
     time_limit=600_000,
 )
 def mailchimp_send_campaign(campaign_id: int) -> None:
+    """A campaign to a segment of the brand's audience, through the hand-off (the gate, twice)."""
     try:
-        send.campaign_send(campaign_id=campaign_id)
-    except send.RetryLater as exc:
+        sending.segment_send(campaign_id=campaign_id)
+    except sending.RetryLater as exc:
         # The send fails for good COMMS_SEND_RETRY_WINDOW after its first failure.
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc
 

@@ -20,12 +20,14 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from comms.campaigns.models import CallbackReceipt
+from comms.contacts.addresses import normalise_email
 from comms.contacts.models import Brand, Contact
+from comms.core import jobs
 from comms.errors import InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.models import Source, SuppressionChannel, SuppressionReason
 from comms.suppression.services import Principal
-from integrations.mailchimp.sync import brand_for
+from integrations.mailchimp.audiences import brand_for
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +74,7 @@ def webhook_receive(*, kind: str, dedupe_key: str, payload: dict[str, str]) -> b
 
 
 def _enqueue(receipt_id: int) -> None:
-    from integrations.mailchimp import tasks
-
-    tasks.mailchimp_webhook.send(receipt_id)
+    jobs.enqueue("mailchimp_webhook", receipt_id)
 
 
 def webhook_process(*, receipt_id: int) -> str:
@@ -194,8 +194,6 @@ def webhooks_sweep() -> int:
 def mailchimp_profile_record(*, brand: Brand, kind: str, payload: dict[str, Any]) -> str:
     """Apply a person's own profile change in Mailchimp (``upemail``, ``profile``) to the contact
     and record it as a rectification (in the caller's transaction)."""
-    from comms.contacts.addresses import normalise_email
-
     principal = Principal(actor="self", recorded_by="mailchimp-webhook")
     if kind == "upemail":
         old = str(payload.get("data[old_email]", "")).strip().lower()

@@ -19,17 +19,17 @@ import dramatiq
 import pytest
 from django.utils import timezone
 
-from comms.campaigns import providers, selectors, sending, services
+from comms.campaigns import selectors, sending, services
 from comms.campaigns.models import Campaign, CampaignStatus, Delivery
 from comms.campaigns.sending import RetryLater, next_send_window
 from comms.campaigns.tasks import send_deliveries
 from comms.contacts.models import Centre, Contact
 from comms.contacts.services import visit_record
 from comms.errors import Conflict, InvalidInput
+from comms.links import read_token
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, Suppression
 from comms.suppression.services import Principal
-from comms.web.tokens import read_token
 from tests.campaigns.campaign_helpers import (
     PERSON,
     STAFF,
@@ -359,7 +359,7 @@ def test_a_worker_killed_between_hand_off_and_commit_resends_nothing_twice(
     settings.LIFEVISION_SMS_SENDER = None  # the brand's alphanumeric sender: SMS carry a short link
     allowed = _consented(make_contact, purpose, 10)
     make_contact()  # no consent: in the last batch
-    real_send = providers.provider_send
+    real_send = sending._send
     kills = {"left": 2}
 
     def send_then_die(provider: str, messages: Any) -> Any:
@@ -369,7 +369,7 @@ def test_a_worker_killed_between_hand_off_and_commit_resends_nothing_twice(
             raise WorkerKilled  # ... and the worker dies before the transaction commits
         return results
 
-    monkeypatch.setattr(sending, "provider_send", send_then_die)
+    monkeypatch.setattr(sending, "_send", send_then_die)
     campaign = make_campaign(brand, purpose)
     drain.call(services.campaign_send_now, campaign=campaign)
     drain(swallow=(WorkerKilled,))
@@ -983,15 +983,15 @@ def test_a_campaign_paused_while_its_last_batch_is_in_flight_finishes_after_resu
     allowed = _consented(make_contact, purpose, 2)
     campaign = make_campaign(brand, purpose)
     _send_now(drain, campaign, run=False)
-    real_send = providers.provider_send
+    real_send = sending._send
 
     def send_while_the_marketer_pauses(provider: str, messages: Any) -> Any:
         services.campaign_pause(campaign=campaign)  # commits while the batch is being handed over
         return real_send(provider, messages)
 
-    monkeypatch.setattr(sending, "provider_send", send_while_the_marketer_pauses)
+    monkeypatch.setattr(sending, "_send", send_while_the_marketer_pauses)
     drain()
-    monkeypatch.setattr(sending, "provider_send", real_send)
+    monkeypatch.setattr(sending, "_send", real_send)
     assert statuses(campaign) == {"sent": 2}
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.PAUSED

@@ -23,7 +23,7 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 from dramatiq import Worker
 
-from comms.campaigns import providers, sending, services
+from comms.campaigns import sending, services
 from comms.campaigns.models import CampaignStatus, Delivery
 from comms.campaigns.tasks import start_campaign
 from comms.contacts.models import Contact
@@ -103,7 +103,7 @@ def test_no_message_reaches_a_person_after_their_withdrawal_commits(
     leaving = rng.sample(contacts, len(contacts) // 2)
     leaving_ids = {c.pk for c in leaving}
 
-    real_send = providers.provider_send
+    real_send = sending._send
 
     def slow_send(provider: str, messages: Any) -> Any:
         # Between the gate's decision and the hand-off, holding the senders' shared locks: make
@@ -112,7 +112,7 @@ def test_no_message_reaches_a_person_after_their_withdrawal_commits(
         time.sleep(random.uniform(0.1, 0.3))
         return real_send(provider, messages)
 
-    monkeypatch.setattr(sending, "provider_send", slow_send)
+    monkeypatch.setattr(sending, "_send", slow_send)
 
     def withdraw(share: list[Contact]) -> list[Withdrawal]:
         done = []
@@ -199,14 +199,14 @@ def test_a_withdrawal_waits_for_the_batch_in_flight_and_every_later_batch_sees_i
     ids = list(Delivery.objects.filter(campaign=campaign).values_list("id", flat=True))
 
     in_hand_off, release = threading.Event(), threading.Event()
-    real_send = providers.provider_send
+    real_send = sending._send
 
     def held_send(provider: str, messages: Any) -> Any:
         in_hand_off.set()
         assert release.wait(BOUND), "never released"
         return real_send(provider, messages)
 
-    monkeypatch.setattr(sending, "provider_send", held_send)
+    monkeypatch.setattr(sending, "_send", held_send)
     withdrawer_pid: list[int] = []
 
     def send() -> Any:
@@ -240,7 +240,7 @@ def test_a_withdrawal_waits_for_the_batch_in_flight_and_every_later_batch_sees_i
     delivery = by_contact(campaign)[leaving.pk]
     assert delivery.status == "sent" and delivery.decided_at is not None
     assert delivery.decided_at < event.recorded_at
-    monkeypatch.setattr(sending, "provider_send", real_send)
+    monkeypatch.setattr(sending, "_send", real_send)
 
     again = make_campaign(brand, purpose, name="Neste")
     services.campaign_send_now(campaign=again)
@@ -266,14 +266,14 @@ def test_workers_racing_over_the_same_batch_hand_each_message_over_once(
 
     handed_over: list[str] = []
     lock = threading.Lock()
-    real_send = providers.provider_send
+    real_send = sending._send
 
     def counting_send(provider: str, messages: Any) -> Any:
         with lock:
             handed_over.extend(m.external_id for m in messages)
         return real_send(provider, messages)
 
-    monkeypatch.setattr(sending, "provider_send", counting_send)
+    monkeypatch.setattr(sending, "_send", counting_send)
     start = threading.Barrier(6)
 
     def send(batch: list[int]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from comms.campaigns import providers, sending, services
+from comms.campaigns import compose, providers, sending, services
 from comms.campaigns.models import Campaign, CampaignStatus, Delivery, Reply, ReplyStatus
 from comms.campaigns.sending import RetryLater
 from comms.core import metrics
@@ -253,7 +253,7 @@ def test_workers_killed_during_the_outage_lose_and_duplicate_nothing(
     time.sleep(0.55)
 
     # The first hand-off after recovery dies between the provider's answer and the commit.
-    real_send = providers.provider_send
+    real_send = sending._send
     calls = {"n": 0}
 
     def dies_once(provider: str, messages: Any) -> Any:
@@ -263,7 +263,7 @@ def test_workers_killed_during_the_outage_lose_and_duplicate_nothing(
             raise WorkerKilled
         return results
 
-    monkeypatch.setattr(sending, "provider_send", dies_once)
+    monkeypatch.setattr(sending, "_send", dies_once)
     age_enqueued(campaign)  # the sweep finds what nobody picked up
     assert drain.call(services.campaigns_tick)["requeued"] == 9
     drain(swallow=(WorkerKilled,))
@@ -332,7 +332,7 @@ def test_a_400_for_a_whole_batch_fails_only_the_bad_message(
 ):
     contacts = _consented(make_contact, purpose, 5)
     bad = contacts[3]
-    real_message = sending._message
+    real_message = compose.message_for
 
     def one_malformed(campaign: Campaign, delivery: Delivery) -> Any:
         message = real_message(campaign, delivery)
@@ -340,7 +340,7 @@ def test_a_400_for_a_whole_batch_fails_only_the_bad_message(
             return providers.OutboundMessage(**{**message.__dict__, "text": ""})  # the fake answers 400
         return message
 
-    monkeypatch.setattr(sending, "_message", one_malformed)
+    monkeypatch.setattr(sending, "message_for", one_malformed)
     campaign = make_campaign(brand, purpose)
     _start(drain, campaign)
     drain()

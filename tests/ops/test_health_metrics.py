@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from comms.core import views as core_views
+from comms.ops import views as ops_views
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "metrics-token-0123456789abcdef"
@@ -33,7 +33,7 @@ def test_healthz_ok(client: Client, settings: Any) -> None:
 def test_healthz_503_when_database_fails(client: Client) -> None:
     from django.db import OperationalError
 
-    with mock.patch.object(core_views, "check_database", side_effect=OperationalError("secret-host down")):
+    with mock.patch.object(ops_views, "check_database", side_effect=OperationalError("secret-host down")):
         response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -100,27 +100,27 @@ def test_metrics_content(client: Client, settings: Any, contact: Any, purpose: A
 
 @pytest.mark.django_db
 def test_metrics_count_messages_by_status_and_reason(client: Client, settings: Any) -> None:
-    from comms.core import metrics
+    from comms.ops import scrape
 
     settings.METRICS_TOKEN = TOKEN
     figures = {"messages": [("sms", "blocked", "withdrawn", 3)], "withdrawals": (0, 0.0, 0.0)}
-    with mock.patch.object(metrics, "_db_figures", return_value=figures):
+    with mock.patch.object(scrape, "_db_figures", return_value=figures):
         text = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).content.decode()
     assert 'comms_messages{channel="sms",reason="withdrawn",status="blocked"} 3.0' in text
 
 
 def test_provider_errors_counted() -> None:
-    from comms.campaigns import providers
+    from comms.campaigns import providers, sending
     from comms.core.metrics import PROVIDER_ERRORS
     from integrations.errors import IntegrationError
 
     before = PROVIDER_ERRORS.labels(provider="lifevision", kind="transient")._value.get()
+    lifevision = providers.get("lifevision")
     with (
-        mock.patch.object(providers, "_lifevision") as factory,
+        mock.patch.object(lifevision, "send_batch", side_effect=IntegrationError("down", permanent=False)),
         pytest.raises(IntegrationError),
     ):
-        factory.return_value.send_batch.side_effect = IntegrationError("down", permanent=False)
-        providers.provider_send("lifevision", [mock.Mock()])
+        sending._send("lifevision", [mock.Mock()])
     assert PROVIDER_ERRORS.labels(provider="lifevision", kind="transient")._value.get() == before + 1
 
 

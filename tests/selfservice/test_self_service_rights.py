@@ -9,13 +9,13 @@ import json
 import re
 import time
 
-from comms.campaigns.sending import member_message_send
+from comms.links import make_rights_token
 from comms.rights.models import AuditEntry, RightsRequest
 from comms.rights.services import one_month_after
 from comms.suppression.keys import address_key
 from comms.suppression.models import Suppression
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
-from comms.web.tokens import make_rights_token
 from tests.web.conftest import token_for
 
 

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from comms.campaigns.sending import member_message_send
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent
 from comms.suppression.selectors import freshness_preview
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
 from tests.web.conftest import token_for
 

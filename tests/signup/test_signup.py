@@ -8,11 +8,11 @@ import re
 import pytest
 from django.test import Client
 
-from comms.campaigns.sending import member_message_send
 from comms.contacts.models import Contact
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, ConsentEvidence
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
 
 PAGE = "/signup/fit24/fit24-newsletter"

@@ -24,7 +24,8 @@ from django.db import connection, transaction
 from django.db.utils import IntegrityError, ProgrammingError
 
 from comms.contacts.models import Brand, Contact
-from comms.contacts.services import ContactInput, contact_erase, contacts_import
+from comms.contacts.services import ContactInput, contacts_import
+from comms.rights.erasure import contact_erase
 from comms.suppression import chain, gate, selectors, services
 from comms.suppression.keys import address_key
 from comms.suppression.models import (

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from comms.contacts.services import contact_erase
+from comms.rights.erasure import contact_erase
 from comms.suppression.models import ConsentEvidence, ProofFile
 from comms.suppression.selectors import ledger_verify
 

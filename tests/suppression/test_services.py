@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from comms.contacts.models import Contact
-from comms.contacts.services import contact_erase
 from comms.errors import Conflict, Forbidden, InvalidInput
+from comms.rights.erasure import contact_erase
 from comms.suppression import selectors, services
 from comms.suppression.models import ConsentEvent, Purpose, PurposeNotice, Suppression
 from comms.suppression.services import Evidence, Principal

@@ -9,10 +9,10 @@ from django.core.cache import cache
 from django.test import Client
 
 from comms.contacts.models import Contact
+from comms.links import make_token
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, Purpose
-from comms.web.tokens import make_token
 from tests.campaigns.conftest import broker, fake_lifevision, run_actors  # noqa: F401  (shared fixtures)
 
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) MemberTest/1.0"

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from comms.links import unsubscribe_url
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, ConsentEvidence
 from comms.web.messages import member_message_compose
 from comms.web.models import MemberMessage
-from comms.web.tokens import unsubscribe_url
 from tests.web.conftest import token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from comms.campaigns.sending import RetryLater, member_message_send
+from comms.campaigns.sending import RetryLater
 from comms.suppression.models import ConsentEvent
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
 
 pytestmark = pytest.mark.django_db

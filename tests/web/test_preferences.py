@@ -10,11 +10,11 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
-from comms.campaigns.sending import member_message_send
+from comms import links
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, ConsentEvidence
-from comms.web import tokens
+from comms.web.messages import member_message_send
 from comms.web.models import MemberMessage
 from tests.web.conftest import BROWSER_UA, events, token_for
 
@@ -30,7 +30,7 @@ def reason(contact, purpose, channel="email") -> str:
 
 
 def confirm_path(message: MemberMessage) -> str:
-    return f"/confirm/{tokens.make_confirm_token(grant_ids=message.grant_ids)}"
+    return f"/confirm/{links.make_confirm_token(grant_ids=message.grant_ids)}"
 
 
 def test_it_lists_every_purpose_of_the_brand_and_channel_with_state_and_notice(
@@ -196,15 +196,15 @@ def test_bad_confirmation_tokens_get_a_friendly_page(client, member, newsletter)
         source="web_form",
         principal=ledger.Principal(actor="self"),
     )
-    good = tokens.make_confirm_token(grant_ids=[pending.pk])
+    good = links.make_confirm_token(grant_ids=[pending.pk])
     front_desk_grant = events(contact=member, action="grant", pending_confirmation=False)[0]
     bad = [
         good[:-2],
         good[:10],
         token_for(member, newsletter),  # a member link is no confirmation link
-        tokens.make_confirm_token(grant_ids=[front_desk_grant.pk]),  # not a pending grant
-        tokens.make_confirm_token(grant_ids=[10**9]),
-        signing.TimestampSigner(key="y" * 50, salt=tokens.CONFIRM_SALT).sign(str(pending.pk)),
+        links.make_confirm_token(grant_ids=[front_desk_grant.pk]),  # not a pending grant
+        links.make_confirm_token(grant_ids=[10**9]),
+        signing.TimestampSigner(key="y" * 50, salt=links.CONFIRM_SALT).sign(str(pending.pk)),
     ]
     count = ConsentEvent.objects.count()
 

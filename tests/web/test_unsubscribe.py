@@ -12,11 +12,11 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
+from comms import links
 from comms.campaigns.models import Campaign, Delivery
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.models import ConsentEvent, ConsentEvidence, Suppression
-from comms.web import tokens
 from comms.web.models import MemberMessage
 from tests.web.conftest import BROWSER_UA, events, token_for
 
@@ -281,10 +281,10 @@ def _expired_token(member, newsletter, monkeypatch) -> str:
 
 def test_tampered_truncated_and_foreign_tokens_get_a_friendly_page(client, member, newsletter, settings):
     good = token_for(member, newsletter)
-    with_other_secret = signing.TimestampSigner(key="x" * 50, salt=tokens.SALT).sign(
+    with_other_secret = signing.TimestampSigner(key="x" * 50, salt=links.SALT).sign(
         f"{member.pk}.{newsletter.pk}.e.{good.split('.')[3][:12]}"
     )
-    confirm_token = tokens.make_confirm_token(grant_ids=[1])
+    confirm_token = links.make_confirm_token(grant_ids=[1])
     bad = [
         good[:-1] + ("A" if good[-1] != "A" else "B"),  # tampered signature
         good[: len(good) // 2],  # truncated

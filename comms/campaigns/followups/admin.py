@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from comms.campaigns import services as campaigns
 from comms.campaigns.followups import services
 from comms.campaigns.models import CampaignStatus, FollowUp, FollowUpRule
+from comms.contacts.admin import ContactAdmin
 from comms.contacts.models import Contact
 from comms.errors import DomainError, InvalidInput
 
@@ -171,3 +172,7 @@ class FollowUpInline(_FollowUpColumns, admin.TabularInline[FollowUp, Contact]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# A contact's page shows its follow-ups; the contacts app knows nothing of campaigns.
+ContactAdmin.inlines = [*ContactAdmin.inlines, FollowUpInline]

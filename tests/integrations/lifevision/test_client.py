@@ -11,8 +11,9 @@ import responses
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from comms.campaigns.providers import MessageResult, OutboundMessage
 from integrations.errors import IntegrationError
-from integrations.lifevision.client import LifeVisionClient, MessageResult, OutboundMessage
+from integrations.lifevision.client import LifeVisionClient
 
 BASE = "https://api.lifevision.example/"
 URL = "https://api.lifevision.example/v1/messages"

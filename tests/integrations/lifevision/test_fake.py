@@ -11,8 +11,9 @@ import time
 import pytest
 import requests
 
+from comms.campaigns.providers import OutboundMessage
 from integrations.errors import IntegrationError
-from integrations.lifevision.client import LifeVisionClient, OutboundMessage
+from integrations.lifevision.client import LifeVisionClient
 from integrations.lifevision.fake import FakeLifeVision
 from integrations.lifevision.signatures import SignatureError, verify
 

@@ -8,7 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.errors import IntegrationError
-from integrations.mailchimp.sync import enabled, reconcile
+from integrations.mailchimp.audiences import enabled
+from integrations.mailchimp.sync import reconcile
 
 
 class Command(BaseCommand):

@@ -9,16 +9,22 @@ import time
 import pytest
 from django.test import Client
 
-from comms.campaigns import callbacks, services
+from comms.campaigns import services
 from comms.campaigns.models import CallbackReceipt, CampaignStatus, Delivery, DeliveryStatus
 from comms.campaigns.services import CampaignInput
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, Suppression
+from integrations.lifevision import callbacks
 from integrations.lifevision.fake import DEFAULT_WEBHOOK_SECRET
 from integrations.lifevision.signatures import sign
-from tests.campaigns.callback_helpers import REPORTS, post_signed, report, sent_delivery
+from tests.integrations.lifevision.callbacks.callback_helpers import (
+    REPORTS,
+    post_signed,
+    report,
+    sent_delivery,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

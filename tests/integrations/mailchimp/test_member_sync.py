@@ -14,7 +14,7 @@ from comms.suppression.models import Purpose
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.sync import member_sync
 from tests.campaigns.campaign_helpers import PERSON, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 

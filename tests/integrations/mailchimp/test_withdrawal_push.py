@@ -19,7 +19,7 @@ from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import AudienceUnsubscribe, PropagationStatus
 from integrations.mailchimp.sync import propagation_for_contact
 from tests.campaigns.campaign_helpers import PERSON, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_an_erasure_is_pushed_with_the_address_read_before_it_was_blanked(
     broker: StubBroker,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from comms.contacts.services import contact_erase
+    from comms.rights.erasure import contact_erase
 
     email = contact.email or ""
     fake_mailchimp.put_member(LIST_ID, email, "subscribed")
@@ -128,7 +128,7 @@ def test_an_erasure_reaches_mailchimp_as_unsubscribed_and_the_export_shows_it(
     broker: StubBroker,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    from comms.contacts.services import contact_erase
+    from comms.rights.erasure import contact_erase
     from comms.rights.providers import erasure_plan, propagation_status
     from comms.suppression.services import Principal
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from comms.contacts.demo import seed_demo
+from comms.ops.demo import seed_demo
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from comms.suppression.models import ConsentEvent, Suppression
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import AudienceUnsubscribe
 from integrations.mailchimp.webhooks import webhook_process
-from tests.mailchimp.conftest import LIST_ID, SECRET
+from tests.integrations.mailchimp.conftest import LIST_ID, SECRET
 
 pytestmark = pytest.mark.django_db
 URL = f"/hooks/mailchimp/{SECRET}"

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from comms.core.metrics import render_latest
+from comms.ops.scrape import render_latest
 
 logger = logging.getLogger(__name__)
 

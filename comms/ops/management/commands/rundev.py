@@ -11,10 +11,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from comms.accounts.models import ApiKey, Role
 from comms.accounts.services import api_key_create
-from comms.contacts.demo import seed_demo
 from comms.contacts.models import Brand
 from comms.core import inprocess
+from comms.ops.demo import seed_demo
 from comms.studio.services import studio_user_upsert
+from integrations.lifevision.fake import FakeLifeVision
+from integrations.mailchimp.fake import FakeMailchimp
 
 
 class Command(BaseCommand):
@@ -51,8 +53,6 @@ class Command(BaseCommand):
     def _start_fake_lifevision(self, addrport: str) -> None:
         """No LifeVision configured: serve the built-in fake, which sends signed delivery
         reports back to this server."""
-        from integrations.lifevision.fake import FakeLifeVision
-
         fake = FakeLifeVision(port=0).start()
         host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
         settings.LIFEVISION_BASE_URL = fake.base_url
@@ -66,9 +66,6 @@ class Command(BaseCommand):
 
     def _start_fake_mailchimp(self) -> None:
         """No Mailchimp configured: serve the built-in fake with one audience per brand."""
-        from comms.contacts.models import Brand
-        from integrations.mailchimp.fake import FakeMailchimp
-
         audiences = {key: f"fake-{key}" for key in Brand.objects.values_list("key", flat=True)}
         fake = FakeMailchimp(port=0, lists=tuple(audiences.values())).start()
         settings.MAILCHIMP_API_KEY = fake.api_key

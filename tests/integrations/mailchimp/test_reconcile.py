@@ -15,7 +15,7 @@ from comms.suppression.models import ConsentEvent, Purpose, Suppression
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.sync import reconcile
 from tests.campaigns.campaign_helpers import STAFF, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from comms.campaigns import callbacks
 from comms.campaigns.models import CallbackReceipt, Reply, ReplyStatus
 from comms.suppression import gate
 from comms.suppression import services as ledger
 from comms.suppression.keys import address_key
 from comms.suppression.models import ConsentEvent, Suppression
-from tests.campaigns.callback_helpers import INBOUND, inbound, post_signed
+from integrations.lifevision import inbound as lifevision_inbound
+from tests.integrations.lifevision.callbacks.callback_helpers import INBOUND, inbound, post_signed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,7 @@ def sms_decision(contact, purpose):
     ],
 )
 def test_the_first_word_decides(text, keyword):
-    assert callbacks.keyword_of(text) == keyword
+    assert lifevision_inbound.keyword_of(text) == keyword
 
 
 # --- STOPP -------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from comms.campaigns.followups.services import FollowUpRuleInput, followup_rule_create
+from comms.campaigns.services import CampaignInput, campaign_create
 from comms.contacts import services as contacts
 from comms.contacts.models import Brand, Centre, Contact
 from comms.suppression import services as ledger
@@ -222,8 +224,6 @@ def _demo_ledger(rng: random.Random, contact: Contact, newsletter, dialogue, fol
 
 
 def _demo_campaigns() -> None:
-    from comms.campaigns.services import CampaignInput, campaign_create
-
     fit24 = Brand.objects.get(key="fit24")
     campaign_create(
         brand=fit24,
@@ -252,8 +252,6 @@ def _demo_campaigns() -> None:
 
 def _demo_followup_rules(brand: Brand, purpose: str) -> None:
     """An SMS the day after a trial visit and an email three days after (comms.campaigns.followups)."""
-    from comms.campaigns.followups.services import FollowUpRuleInput, followup_rule_create
-
     followup_rule_create(
         brand=brand,
         data=FollowUpRuleInput(

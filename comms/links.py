@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import salted_hmac
 
-SALT = "comms.web.unsubscribe"
+SALT = "comms.web.unsubscribe"  # kept from comms.web.tokens: links already sent stay valid
 _CHANNELS = {"e": "email", "s": "sms"}
 _SHORT_ALPHABET = string.ascii_letters + string.digits
 

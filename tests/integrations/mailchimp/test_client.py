@@ -7,7 +7,7 @@ import pytest
 from integrations.errors import IntegrationError
 from integrations.mailchimp.client import COMPLIANCE_STATE, MailchimpClient, MailchimpError
 from integrations.mailchimp.fake import FakeMailchimp
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 
 def client_for(fake: FakeMailchimp) -> MailchimpClient:

@@ -10,19 +10,18 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from comms.campaigns import services
+from comms.campaigns import sending, services
 from comms.campaigns.models import Campaign, CampaignStatus, Delivery
 from comms.campaigns.services import CampaignInput
 from comms.contacts.models import Brand, Contact
 from comms.errors import InvalidInput
 from comms.suppression import services as ledger
 from comms.suppression.models import Purpose
-from integrations.mailchimp import send
 from integrations.mailchimp.client import MailchimpClient
 from integrations.mailchimp.fake import FakeMailchimp
 from integrations.mailchimp.models import CampaignSend
 from tests.campaigns.campaign_helpers import PERSON, grant
-from tests.mailchimp.conftest import LIST_ID
+from tests.integrations.mailchimp.conftest import LIST_ID
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +73,7 @@ def test_the_segment_holds_exactly_the_allowed_and_a_late_withdrawal_is_removed_
         original(self, campaign_id, html=html, text=text)
 
     monkeypatch.setattr(MailchimpClient, "campaign_set_content", withdraw_then_set_content)
-    assert send.campaign_send(campaign_id=campaign.pk) == "sent"
+    assert sending.segment_send(campaign_id=campaign.pk) == "sent"
 
     requests = fake_mailchimp.requests
     adds = [r for r in requests if r["method"] == "POST" and "/segments/" in r["path"]]
@@ -102,7 +101,7 @@ def test_the_segment_holds_exactly_the_allowed_and_a_late_withdrawal_is_removed_
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.SENT
     # A repeat of the actor sends nothing more.
-    assert send.campaign_send(campaign_id=campaign.pk) == "not sending"
+    assert sending.segment_send(campaign_id=campaign.pk) == "not sending"
     assert len(fake_mailchimp.sent) == 1
 
 
@@ -127,12 +126,12 @@ def test_a_transient_failure_is_retried_without_a_second_campaign(
         original_send(self, campaign_id)
 
     monkeypatch.setattr(MailchimpClient, "campaign_send", flaky)
-    with pytest.raises(send.RetryLater):
-        send.campaign_send(campaign_id=campaign.pk)
+    with pytest.raises(sending.RetryLater):
+        sending.segment_send(campaign_id=campaign.pk)
     assert Delivery.objects.get(campaign=campaign).status == "queued"
     record = CampaignSend.objects.get(campaign=campaign)
     assert record.attempts == 1 and record.failing_since is not None and "503" in record.last_error
-    assert send.campaign_send(campaign_id=campaign.pk) == "sent"
+    assert sending.segment_send(campaign_id=campaign.pk) == "sent"
     assert len(fake_mailchimp.campaigns) == 1 and len(fake_mailchimp.sent) == 1
 
 
@@ -174,11 +173,11 @@ def test_an_outage_past_the_window_fails_the_messages_honestly_and_a_retry_sends
     fake_mailchimp.outage()
 
     for _ in range(3):  # two failures open the circuit; the third try is held, not called
-        with pytest.raises(send.RetryLater):
-            send.campaign_send(campaign_id=campaign.pk)
+        with pytest.raises(sending.RetryLater):
+            sending.segment_send(campaign_id=campaign.pk)
     calls = len(fake_mailchimp.requests)
-    with pytest.raises(send.RetryLater):
-        send.campaign_send(campaign_id=campaign.pk)
+    with pytest.raises(sending.RetryLater):
+        sending.segment_send(campaign_id=campaign.pk)
     assert len(fake_mailchimp.requests) == calls
     campaign.refresh_from_db()
     assert campaign.provider_paused_since is not None  # "paused — provider unavailable"
@@ -187,7 +186,7 @@ def test_an_outage_past_the_window_fails_the_messages_honestly_and_a_retry_sends
         failing_since=timezone.now() - dt.timedelta(seconds=61)
     )
     time.sleep(1.05)
-    assert send.campaign_send(campaign_id=campaign.pk) == "failed"
+    assert sending.segment_send(campaign_id=campaign.pk) == "failed"
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.FAILED
     assert "provider_unavailable: 2" in campaign.status_detail
@@ -198,7 +197,7 @@ def test_an_outage_past_the_window_fails_the_messages_honestly_and_a_retry_sends
     with django_capture_on_commit_callbacks(execute=False):
         _, queued = services.campaign_retry_failed(campaign=campaign)
     assert queued == 2
-    assert send.campaign_send(campaign_id=campaign.pk) == "sent"
+    assert sending.segment_send(campaign_id=campaign.pk) == "sent"
     campaign.refresh_from_db()
     assert campaign.status == "sent"
     assert campaign.provider_paused_since is None
@@ -216,10 +215,10 @@ def test_a_429_from_mailchimp_waits_and_uses_up_nothing(
     campaign = newsletter(brand, purpose)
     start(campaign, django_capture_on_commit_callbacks)
     fake_mailchimp.fail_next(1, 429, empty=False)
-    with pytest.raises(send.RetryLater) as retry:
-        send.campaign_send(campaign_id=campaign.pk)
+    with pytest.raises(sending.RetryLater) as retry:
+        sending.segment_send(campaign_id=campaign.pk)
     assert retry.value.delay_ms >= 1000
     record = CampaignSend.objects.get(campaign=campaign)
     assert (record.attempts, record.failing_since) == (0, None)
     time.sleep(1.05)
-    assert send.campaign_send(campaign_id=campaign.pk) == "sent"
+    assert sending.segment_send(campaign_id=campaign.pk) == "sent"
