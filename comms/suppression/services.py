@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from comms.contacts.addresses import normalise_address
 from comms.contacts.models import Brand, Contact
 from comms.errors import Conflict, Forbidden, InvalidInput
 from comms.suppression.appending import (
@@ -413,8 +414,6 @@ def suppression_add(
 ) -> tuple[ConsentEvent, Suppression | None]:
     """Suppress a normalised address in a scope (``channel`` may be ``all``). Returns the event
     and the new suppression, or None when an identical one was already active."""
-    from comms.contacts.addresses import normalise_address
-
     check_source(source)
     if channel not in SuppressionChannel.values:
         raise InvalidInput("channel", f"must be one of {', '.join(SuppressionChannel.values)}")
