@@ -1,6 +1,6 @@
 """Finishing the OpenAPI document ninja generates, so that it states everything the API does:
 which roles may call each operation, every error answer it can give (with the error body's
-schema), and an example request and response (comms/openapi_examples.py)."""
+schema), and an example request and response (comms/openapi_examples/)."""
 
 from __future__ import annotations
 
@@ -138,9 +138,10 @@ def finish_document(document: dict[str, Any], views: dict[str, Callable[..., Any
 
 def _add_examples(operation: dict[str, Any]) -> None:
     examples = EXAMPLES.get(operation["operationId"], {})
-    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-    if body is not None and "request" in examples:
-        body["example"] = copy.deepcopy(examples["request"])
+    if "request" in examples:
+        # JSON, or multipart/form-data for the proof upload.
+        for body in operation.get("requestBody", {}).get("content", {}).values():
+            body["example"] = copy.deepcopy(examples["request"])
     for status, example in examples.get("responses", {}).items():
         answer = operation["responses"].get(status) or operation["responses"].get(str(status))
         if answer is not None and "application/json" in answer.get("content", {}):
