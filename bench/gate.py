@@ -65,8 +65,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DB_NAME = "comms_bench_gate"
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+# BENCH_PG_PORT: another PostgreSQL server on loopback (say, one tuned as for production).
+PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
+PG_ADMIN_DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:{PG_PORT}/{DB_NAME}"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 BRAND_KEY = "benchgate"
 PURPOSE_KEY = "benchgate-news"
