@@ -38,7 +38,7 @@ class Command(BaseCommand):
             result = seed_demo()
             if result.created:
                 self.stdout.write(f"demo data: {result.contacts} contacts, {result.events} ledger events")
-            self._demo_credentials()
+            self._demo_credentials(_site(options["addrport"]))
         if not settings.LIFEVISION_BASE_URL:
             self._start_fake_lifevision(options["addrport"])
         if not settings.MAILCHIMP_API_KEY:
@@ -54,12 +54,11 @@ class Command(BaseCommand):
         """No LifeVision configured: serve the built-in fake, which sends signed delivery
         reports back to this server."""
         fake = FakeLifeVision(port=0).start()
-        host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
         settings.LIFEVISION_BASE_URL = fake.base_url
         settings.LIFEVISION_API_KEY = fake.api_key
         settings.LIFEVISION_WEBHOOK_SECRET = fake.webhook_secret
         if settings.PUBLIC_BASE_URL == "http://127.0.0.1:8000":
-            settings.PUBLIC_BASE_URL = f"http://{host.replace('0.0.0.0', '127.0.0.1')}"
+            settings.PUBLIC_BASE_URL = _site(addrport)
         self.stdout.write(
             f"fake LifeVision at {fake.base_url} (what it received: {fake.base_url}/_fake/messages)"
         )
@@ -75,7 +74,7 @@ class Command(BaseCommand):
         settings.MAILCHIMP_WEBHOOK_SECRET = settings.MAILCHIMP_WEBHOOK_SECRET or secrets.token_urlsafe(16)
         self.stdout.write(f"fake Mailchimp at {fake.base_url} (state: {fake.base_url}/_fake/state)")
 
-    def _demo_credentials(self) -> None:
+    def _demo_credentials(self, site: str) -> None:
         """Create an admin user and one API key per role once, and show where they are kept."""
         path = Path(settings.BASE_DIR) / ".local" / "demo-credentials.txt"
         user_model = get_user_model()
@@ -95,7 +94,7 @@ class Command(BaseCommand):
         else:
             user.set_password(password)
             user.save()
-        lines.append(f"admin login: admin / {password}  (http://127.0.0.1:8000/admin/)")
+        lines.append(f"admin login: admin / {password}  ({site}/admin/)")
         marketer_password = secrets.token_urlsafe(12)
         brands = list(Brand.objects.filter(key="fit24"))
         studio_user_upsert(
@@ -103,7 +102,7 @@ class Command(BaseCommand):
         )
         lines.append(
             f"studio login (marketer of {', '.join(b.name for b in brands) or 'no brand'}): "
-            f"marketer / {marketer_password}  (http://127.0.0.1:8000/studio/)"
+            f"marketer / {marketer_password}  ({site}/studio/)"
         )
         for role in Role.values:
             ApiKey.objects.filter(name=f"demo-{role}").delete()
@@ -112,4 +111,10 @@ class Command(BaseCommand):
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
         self.stdout.write("\n".join(lines))
-        self.stdout.write(f"(kept in {path}; the API docs are at http://127.0.0.1:8000/api/v1/docs)")
+        self.stdout.write(f"(kept in {path}; the API docs are at {site}/api/v1/docs)")
+
+
+def _site(addrport: str) -> str:
+    """The address a browser on this machine reaches ``runserver addrport`` at."""
+    host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+    return f"http://{host.replace('0.0.0.0', '127.0.0.1')}"
