@@ -35,6 +35,7 @@ _STATE_DEFAULTS = {
     if f.attname not in ("id", "contact_id", "channel", "purpose_id", "updated_at")
 }
 EVENT_COLUMNS = [f.attname for f in ConsentEvent._meta.concrete_fields]
+_EVENT_COLUMN_SET = frozenset(EVENT_COLUMNS)
 
 
 class Broken(Exception):
@@ -62,13 +63,15 @@ class Locked:
         )
 
 
-def event_instance(values: Sequence[Any], **related: Any) -> ConsentEvent:
-    """A saved-looking ``ConsentEvent`` from its column values in ``EVENT_COLUMNS`` order, with
+def event_instance(values: dict[str, Any], **related: Any) -> ConsentEvent:
+    """A saved-looking ``ConsentEvent`` from its column values (every one of ``EVENT_COLUMNS``), with
     the ``related`` objects (contact, purpose, …) cached as Django caches a loaded relation. It
     skips ``Model.__init__`` and its per-field descriptors (no signals: nothing listens to a
     ledger event's ``pre_init``/``post_init``); an import builds thousands of them."""
     event = ConsentEvent.__new__(ConsentEvent)
-    event.__dict__.update(zip(EVENT_COLUMNS, values, strict=True))
+    if values.keys() != _EVENT_COLUMN_SET:
+        raise ValueError(f"an event needs exactly the columns {sorted(_EVENT_COLUMN_SET)}")
+    event.__dict__.update(values)
     state = ModelState()
     state.adding = False
     state.db = "default"

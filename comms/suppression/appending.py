@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
 from comms.errors import InvalidInput
-from comms.suppression import anchors, append, bulk, chain
+from comms.suppression import anchors, append, chain
 from comms.suppression.keys import lock_id
 from comms.suppression.models import (
     GENESIS_HASH,
@@ -94,46 +94,11 @@ class LedgerBroken(RuntimeError):
 
 
 def locked_heads(chain_numbers: Sequence[int]) -> dict[int, ChainHead]:
-    """Row-lock the heads of these chains, in chain order (two appenders cannot deadlock). A
-    chain's head is created at seq 0 only while the chain has no events: a head that vanished
-    from a chain with events is refused, never recreated (that would restart the chain)."""
-    numbers = sorted(set(chain_numbers))
-    if connection.vendor != "postgresql":
-        return {number: _locked_head_orm(number) for number in numbers}
-    heads = _select_heads(numbers)
-    missing = [number for number in numbers if number not in heads]
-    if missing:
-        # Waits for a concurrent creator's uncommitted row, then does nothing.
-        bulk.run(
-            "INSERT INTO suppression_chainhead (chain, seq, hash, updated_at)"
-            " SELECT n, 0, %s, now() FROM unnest(%s::int[]) AS t(n) ON CONFLICT (chain) DO NOTHING",
-            [GENESIS_HASH, missing],
-        )
-        heads = _select_heads(numbers)  # ours or a concurrent creator's, locked now
-    # Under the head's lock every event of its chain is behind it: a head at seq 0 on a chain
-    # with events was deleted (and just recreated by us, which the caller's rollback undoes).
-    fresh = [number for number, head in heads.items() if head.seq == 0]
-    if fresh:
-        broken = bulk.run(
-            "SELECT n FROM unnest(%s::int[]) AS t(n)"
-            " WHERE EXISTS (SELECT 1 FROM suppression_consentevent e WHERE e.chain = t.n) ORDER BY n",
-            [fresh],
-        )
-        if broken:
-            raise LedgerBroken(
-                f"the head of chain {broken[0][0]} is missing but the chain has events: "
-                "run verify_ledger; nothing is appended to a chain without its head"
-            )
-    return heads
-
-
-def _select_heads(numbers: list[int]) -> dict[int, ChainHead]:
-    rows = bulk.run(
-        "SELECT chain, seq, hash, updated_at FROM suppression_chainhead WHERE chain = ANY(%s::int[])"
-        " ORDER BY chain FOR UPDATE",
-        [numbers],
-    )
-    return {row[0]: ChainHead.from_db("default", ["chain", "seq", "hash", "updated_at"], row) for row in rows}
+    """Row-lock the heads of these chains through the ORM, in chain order (SQLite; on PostgreSQL
+    ``lock_for_append`` takes them in its one statement). A chain's head is created at seq 0
+    only while the chain has no events: a head that vanished from a chain with events is
+    refused, never recreated (that would restart the chain)."""
+    return {number: _locked_head_orm(number) for number in sorted(set(chain_numbers))}
 
 
 def _locked_head_orm(chain_number: int) -> ChainHead:
@@ -233,39 +198,7 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
             raise RuntimeError("the append's lock did not read this contact's state")
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
         event = append.event_instance(
-            (
-                next(ids),
-                chain_number,
-                head[0] + 1,
-                contact.pk if contact else None,
-                new.brand.pk if new.brand else (contact.brand_id if contact else None),
-                new.key,
-                new.channel,
-                new.purpose.pk if new.purpose else None,
-                new.action,
-                new.basis,
-                new.source,
-                new.principal.actor,
-                new.principal.user.pk if new.principal.user else None,
-                new.principal.guardian.pk if new.principal.guardian else None,
-                new.principal.recorded_by[:100],
-                new.notice.pk if new.notice else None,
-                new.confirms.pk if new.confirms else None,
-                new.pending_confirmation,
-                new.opt_out_offered,
-                new.reason,
-                new.occurred_at or now,
-                now,
-                (
-                    chain.evidence_hash(
-                        ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
-                    )
-                    if evidence
-                    else ""
-                ),
-                head[1],
-                "",
-            ),
+            {"id": next(ids), **_event_fields(new, chain_number, head[0] + 1, head[1], now, evidence)},
             # The related objects the caller holds, so listeners and callers read no row again.
             contact=contact,
             purpose=new.purpose,
@@ -297,44 +230,52 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
     return events
 
 
+def _event_fields(
+    new: NewEvent, chain_number: int, seq: int, prev_hash: str, now: datetime, evidence: Evidence | None
+) -> dict[str, Any]:
+    """The columns of the event ``new`` becomes (by attname, without id; hash still empty)."""
+    contact = new.contact
+    return {
+        "chain": chain_number,
+        "seq": seq,
+        "contact_id": contact.pk if contact else None,
+        "brand_id": new.brand.pk if new.brand else (contact.brand_id if contact else None),
+        "address_key": new.key,
+        "channel": new.channel,
+        "purpose_id": new.purpose.pk if new.purpose else None,
+        "action": new.action,
+        "basis": new.basis,
+        "source": new.source,
+        "actor": new.principal.actor,
+        "actor_user_id": new.principal.user.pk if new.principal.user else None,
+        "actor_contact_id": new.principal.guardian.pk if new.principal.guardian else None,
+        "recorded_by": new.principal.recorded_by[:100],
+        "notice_id": new.notice.pk if new.notice else None,
+        "confirms_id": new.confirms.pk if new.confirms else None,
+        "pending_confirmation": new.pending_confirmation,
+        "opt_out_offered": new.opt_out_offered,
+        "reason": new.reason,
+        "occurred_at": new.occurred_at or now,
+        "recorded_at": now,
+        "evidence_hash": (
+            chain.evidence_hash(ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256)
+            if evidence
+            else ""
+        ),
+        "prev_hash": prev_hash,
+        "hash": "",
+    }
+
+
 def _append_many_orm(new_events: Sequence[NewEvent], now: datetime) -> list[ConsentEvent]:
     """The same append through the ORM (SQLite, the zero-setup default: one writer at a time)."""
-    heads = {number: _locked_head_orm(number) for number in sorted({chain_for(n.contact.pk if n.contact else None) for n in new_events})}
+    heads = locked_heads([chain_for(new.contact.pk if new.contact else None) for new in new_events])
     events: list[ConsentEvent] = []
     for new in new_events:
         head = heads[chain_for(new.contact.pk if new.contact else None)]
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
-        event = ConsentEvent(
-            chain=head.chain,
-            seq=head.seq + 1,
-            contact=new.contact,
-            brand_id=new.brand.pk if new.brand else (new.contact.brand_id if new.contact else None),
-            address_key=new.key,
-            channel=new.channel,
-            purpose=new.purpose,
-            action=new.action,
-            basis=new.basis,
-            source=new.source,
-            actor=new.principal.actor,
-            actor_user=new.principal.user,
-            actor_contact=new.principal.guardian,
-            recorded_by=new.principal.recorded_by[:100],
-            notice=new.notice,
-            confirms=new.confirms,
-            pending_confirmation=new.pending_confirmation,
-            opt_out_offered=new.opt_out_offered,
-            reason=new.reason,
-            occurred_at=new.occurred_at or now,
-            recorded_at=now,
-            evidence_hash=(
-                chain.evidence_hash(
-                    ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
-                )
-                if evidence
-                else ""
-            ),
-            prev_hash=head.hash,
-        )
+        event = ConsentEvent(**_event_fields(new, head.chain, head.seq + 1, head.hash, now, evidence))
+        event.contact, event.purpose, event.notice, event.confirms = new.contact, new.purpose, new.notice, new.confirms
         event.hash = chain.event_hash(event)
         head.seq, head.hash = event.seq, event.hash
         event.save(force_insert=True)

@@ -109,22 +109,9 @@ def person_blocked(
 
 
 def person_suppressed(*, brand_id: int, channel: str, keys: Iterable[str]) -> set[str]:
-    """The keys among ``keys`` with an active suppression the person caused in this scope."""
+    """The keys among ``keys`` with an active suppression the person caused in this scope
+    (SQLite; on PostgreSQL ``lock_for_append`` reads them under the chain locks)."""
     wanted = sorted(set(keys))
-    if connection.vendor == "postgresql":  # asked before every grant: no ORM compilation
-        rows = bulk.run(
-            "SELECT address_key FROM suppression_suppression"
-            " WHERE (brand_id IS NULL OR brand_id = %s) AND address_key = ANY(%s::text[])"
-            " AND channel = ANY(%s::text[]) AND reason = ANY(%s::text[]) AND lifted_at IS NULL",
-            [
-                brand_id,
-                wanted,
-                [channel, SuppressionChannel.ALL.value],
-                sorted(r.value for r in PERSON_CAUSED_REASONS),
-            ],
-            prepare=len(wanted) <= 1,
-        )
-        return {row[0] for row in rows}
     return set(
         Suppression.objects.filter(
             Q(brand__isnull=True) | Q(brand=brand_id),
