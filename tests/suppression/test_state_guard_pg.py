@@ -1,11 +1,11 @@
-"""The consent state's guard (migration 0012) refuses every write the ledger's services would not
+"""The consent state's guard (migrations 0012, 0017) refuses every write the ledger's services would not
 make, column by column: here the service role itself (which may UPDATE the state) tries the
 edits an attacker with its credentials would, and each is refused; and an append to a chain whose
 head row is gone is refused instead of restarting the chain."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +26,18 @@ pytestmark = [
         reason="the state's guard trigger needs PostgreSQL",
     ),
 ]
+
+
+@pytest.fixture(autouse=True, params=["few-rows plan", "planned per statement"])
+def guard_path(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
+    """Every rule through both of the guard's paths (migration 0017): the static query a single
+    append's statement runs, and the same text through EXECUTE that a bulk statement runs."""
+    if request.param == "planned per statement":
+        with connection.cursor() as cursor:
+            cursor.execute("SET comms.guard_few_rows = 0")
+    yield str(request.param)
+    with connection.cursor() as cursor:
+        cursor.execute("RESET comms.guard_few_rows")
 
 
 def _as_service(sql: str, params: list[Any]) -> None:

@@ -10,6 +10,16 @@ checked against those two small sets by hash joins — never a join over the who
 the sets hold only what the rows name. One statement reports all three findings; the messages
 and their order of precedence are 0012's.
 
+How it is planned matters as much as the query: a plan made for one row (nested loops) that
+met a thousand would be quadratic. A statement of up to ``FEW_ROWS`` state rows (every single
+append) runs the static query, with one generic plan per session made for a few rows
+(``plan_cache_mode = force_generic_plan`` on the function); a larger one runs the same text
+through ``EXECUTE``, planned for its own row counts, so a bulk append is always hash-joined.
+The session setting ``comms.guard_few_rows`` moves that line (the tests set it to 0 to check
+every rule through ``EXECUTE`` too); either path applies every rule.
+``jit = off`` on the function: a bulk statement's estimated cost can pass ``jit_above_cost``, and
+compiling the query (seen: 1.4 s) takes far longer than the check.
+
 The rules themselves are unchanged (0012's docstring lists them); ``test_state_guard_pg.py``
 refuses each one for the service role.
 """
@@ -27,15 +37,7 @@ _GRANT = (
 _COLUMNS = "x.id, x.contact_id, x.channel, x.purpose_id, x.action, x.pending_confirmation, x.occurred_at," \
     " x.chain, x.seq, x.confirms_id, x.basis, x.actor, x.actor_contact_id, x.opt_out_offered, x.notice_id"
 
-_GUARD_BODY = r"""
-DECLARE
-    v_scope bigint;
-    v_kinds bigint;
-    v_backward boolean;
-    v_name text;
-    v_grants bigint;
-    v_restricted bigint;
-BEGIN
+_QUERY = r"""
     WITH rows AS MATERIALIZED (
         SELECT n.*, {old_missing} AS o_missing,
                o.contact_id AS o_contact_id, o.channel AS o_channel, o.purpose_id AS o_purpose_id,
@@ -109,7 +111,27 @@ BEGIN
               FROM rows n LEFT JOIN named r ON r.id = n.restriction_event_id
              WHERE n.restricted_changed
                AND n.restricted IS DISTINCT FROM COALESCE(r.action = 'restrict', false))
-      INTO v_scope, v_kinds, v_backward, v_name, v_grants, v_restricted;
+"""
+
+_GUARD_BODY = r"""
+DECLARE
+    v_rows bigint;
+    v_scope bigint;
+    v_kinds bigint;
+    v_backward boolean;
+    v_name text;
+    v_grants bigint;
+    v_restricted bigint;
+BEGIN
+    SELECT count(*) INTO v_rows FROM comms_new;
+    -- comms.guard_few_rows: the tests run every rule through both paths (the same text).
+    IF v_rows <= coalesce(nullif(current_setting('comms.guard_few_rows', true), '')::int, {few}) THEN
+        {query}
+          INTO v_scope, v_kinds, v_backward, v_name, v_grants, v_restricted;
+    ELSE
+        EXECUTE $guard${query}$guard$
+           INTO v_scope, v_kinds, v_backward, v_name, v_grants, v_restricted;
+    END IF;
 
     IF v_scope > 0 THEN
         RAISE EXCEPTION 'comms: a consent state row keeps its scope' USING ERRCODE = 'insufficient_privilege';
@@ -134,6 +156,11 @@ BEGIN
 END;
 """
 
+# Up to this many rows a statement runs the static query, planned once per session for a few
+# rows (a single append's one state row); above it, the same text through EXECUTE, planned for the statement's own row counts, so a bulk
+# append's joins are hash joins and never nested loops over thousands of rows.
+FEW_ROWS = 8
+
 _SCOPE_CHANGED = (
     "o.id IS NULL OR n.contact_id <> o.contact_id OR n.channel <> o.channel"
     " OR n.purpose_id IS DISTINCT FROM o.purpose_id"
@@ -141,7 +168,7 @@ _SCOPE_CHANGED = (
 
 
 def _body(old_join: str, old_missing: str, scope_changed: str) -> str:
-    return _GUARD_BODY.format(
+    query = _QUERY.format(
         old_join=old_join,
         old_missing=old_missing,
         scope_changed=scope_changed,
@@ -150,16 +177,22 @@ def _body(old_join: str, old_missing: str, scope_changed: str) -> str:
         old_grant=_GRANT.replace("n.", "o."),
         columns=_COLUMNS,
     )
+    return _GUARD_BODY.replace("{few}", str(FEW_ROWS)).replace("{query}", query)
 
+
+# The function's settings: its static query keeps one plan (see the module), and no statement
+# of the guard is worth compiling (a bulk statement's estimated cost can pass jit_above_cost,
+# and compiling takes longer than the check).
+_SETTINGS = "SET plan_cache_mode = force_generic_plan SET jit = off"
 
 PG_GUARD = f"""
-CREATE OR REPLACE FUNCTION comms_state_guard_insert() RETURNS trigger AS $$
+CREATE OR REPLACE FUNCTION comms_state_guard_insert() RETURNS trigger LANGUAGE plpgsql {_SETTINGS} AS $$
 {_body("LEFT JOIN suppression_consentstate o ON false", "true", "false")}
-$$ LANGUAGE plpgsql;
+$$;
 
-CREATE OR REPLACE FUNCTION comms_state_guard_update() RETURNS trigger AS $$
+CREATE OR REPLACE FUNCTION comms_state_guard_update() RETURNS trigger LANGUAGE plpgsql {_SETTINGS} AS $$
 {_body("LEFT JOIN comms_old o ON o.id = n.id", "o.id IS NULL", _SCOPE_CHANGED)}
-$$ LANGUAGE plpgsql;
+$$;
 """
 
 
