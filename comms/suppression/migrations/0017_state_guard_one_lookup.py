@@ -34,8 +34,10 @@ _GRANT = (
     "n.grant_event_id, n.grant_basis, n.grant_actor, n.grant_actor_contact_id, n.grant_opt_out_offered,"
     " n.grant_notice_version, n.grant_occurred_at"
 )
-_COLUMNS = "x.id, x.contact_id, x.channel, x.purpose_id, x.action, x.pending_confirmation, x.occurred_at," \
+_COLUMNS = (
+    "x.id, x.contact_id, x.channel, x.purpose_id, x.action, x.pending_confirmation, x.occurred_at,"
     " x.chain, x.seq, x.confirms_id, x.basis, x.actor, x.actor_contact_id, x.opt_out_offered, x.notice_id"
+)
 
 _QUERY = r"""
     WITH rows AS MATERIALIZED (
