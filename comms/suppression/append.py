@@ -11,13 +11,13 @@ SQLite (the zero-setup default) does not come here: ``services`` keeps the ORM p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from django.db.models.base import ModelState
 
 from comms.suppression import bulk
@@ -121,7 +121,7 @@ def lock(
         ],
     )[0]
     # Django's PostgreSQL backend loads jsonb as text (its JSONField decodes it).
-    result = json.loads(answer) if isinstance(answer, str) else answer
+    result = orjson.loads(answer) if isinstance(answer, str) else answer
     if "broken" in result:
         raise Broken(int(result["broken"]))
     levels = {
@@ -136,23 +136,10 @@ def lock(
     )
 
 
-def _json_rows(rows: Iterable[Any], columns: Sequence[str], times: Sequence[str]) -> str:
+def _json_rows(rows: Iterable[Any], columns: Sequence[str]) -> str:
     """Rows as JSON objects of ``columns``, read straight from their ``__dict__`` (the hot path
-    of every append; choices are ``str``), the ``times`` columns as ISO text."""
-    out = []
-    for obj in rows:
-        values = obj.__dict__
-        row = {name: values[name] for name in columns}
-        for name in times:
-            value = row[name]
-            if isinstance(value, datetime):
-                row[name] = value.isoformat()
-        out.append(row)
-    return json.dumps(out, separators=(",", ":"))
-
-
-_EVENT_TIMES = ("occurred_at", "recorded_at")
-_STATE_TIMES = ("grant_occurred_at", "updated_at")
+    of every append). orjson writes instants as RFC 3339 with their offset, as ``isoformat``."""
+    return orjson.dumps([{name: obj.__dict__[name] for name in columns} for obj in rows]).decode()
 
 
 def pg_array(values: Iterable[Any]) -> str:
@@ -179,16 +166,15 @@ def write(
     bulk.run(
         "SELECT comms_ledger_write(%s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb)",
         [
-            _json_rows(events, EVENT_COLUMNS, _EVENT_TIMES),
-            json.dumps(evidence, separators=(",", ":")),
-            json.dumps(
+            _json_rows(events, EVENT_COLUMNS),
+            orjson.dumps(evidence).decode(),
+            orjson.dumps(
                 [
-                    {"chain": chain, "seq": seq, "hash": head_hash, "updated_at": now.isoformat()}
+                    {"chain": chain, "seq": seq, "hash": head_hash, "updated_at": now}
                     for chain, (seq, head_hash) in sorted(heads.items())
-                ],
-                separators=(",", ":"),
-            ),
-            _json_rows(state_new, state_new_columns, _STATE_TIMES),
-            _json_rows(state_changed, _STATE_COLUMNS, _STATE_TIMES),
+                ]
+            ).decode(),
+            _json_rows(state_new, state_new_columns),
+            _json_rows(state_changed, _STATE_COLUMNS),
         ],
     )

@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     from comms.suppression.models import ConsentEvent
 
@@ -16,12 +18,13 @@ CANONICAL_VERSION = 1
 
 
 def _instant(value: datetime) -> str:
+    if value.tzinfo is UTC and value.year >= 1000:  # the services' own instants: no conversion
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # (strftime pads no year < 1000)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_event(event: ConsentEvent) -> str:
-    """The exact bytes (as text) that an event's hash covers: every field but id and hash."""
-    payload: dict[str, Any] = {
+def _payload(event: ConsentEvent) -> dict[str, Any]:
+    return {
         "v": CANONICAL_VERSION,
         "chain": event.chain,
         "seq": event.seq,
@@ -46,12 +49,37 @@ def canonical_event(event: ConsentEvent) -> str:
         "recorded_at": _instant(event.recorded_at),
         "evidence_hash": event.evidence_hash,
     }
+
+
+def _reference_form(payload: dict[str, Any]) -> str:
+    """The canonical form's definition: sorted keys, no spaces, every character outside
+    printable ASCII escaped (``\\uXXXX``)."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _canonical_bytes(event: ConsentEvent) -> bytes:
+    """``_reference_form`` of the event, as ASCII bytes. orjson writes the same bytes ten times
+    faster whenever its output is printable ASCII (it escapes quotes, backslashes and control
+    characters exactly as ``json`` does: ``test_chain.py`` checks every ASCII character); where
+    it is not (a non-ASCII letter, DEL), or orjson refuses the value, ``json`` writes it."""
+    payload = _payload(event)
+    try:
+        out = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits
+        out = b"\x80"
+    if out.isascii() and b"\x7f" not in out:
+        return out
+    return _reference_form(payload).encode()
+
+
+def canonical_event(event: ConsentEvent) -> str:
+    """The exact bytes (as text) that an event's hash covers: every field but id and hash."""
+    return _canonical_bytes(event).decode()
 
 
 def event_hash(event: ConsentEvent) -> str:
     """SHA-256 over the previous event's hash and this event's canonical form."""
-    return hashlib.sha256(f"{event.prev_hash}\n{canonical_event(event)}".encode()).hexdigest()
+    return hashlib.sha256(event.prev_hash.encode() + b"\n" + _canonical_bytes(event)).hexdigest()
 
 
 def _ip(value: str | None) -> str | None:

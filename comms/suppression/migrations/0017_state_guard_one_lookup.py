@@ -66,7 +66,9 @@ _QUERY = r"""
             ('restriction', r.restriction_event_id, r.restriction_order, r.o_restriction_event_id, r.o_restriction_order,
              ARRAY['restrict', 'lift_restriction'])
          ) AS k(name, ev, ord, old_ev, old_ord, kinds)
-         WHERE k.ev IS DISTINCT FROM k.old_ev OR k.ord IS DISTINCT FROM k.old_ord
+         WHERE (k.ev IS DISTINCT FROM k.old_ev OR k.ord IS DISTINCT FROM k.old_ord)
+           -- An empty kind (no event, no order) can break a rule only against an old value.
+           AND (k.ev IS NOT NULL OR k.ord <> '' OR k.old_ev IS NOT NULL OR COALESCE(k.old_ord, '') <> '')
     ), named AS MATERIALIZED (
         SELECT {columns} FROM suppression_consentevent x
          WHERE x.id = ANY(ARRAY(
