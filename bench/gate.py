@@ -5,7 +5,7 @@ One command: ``bin/bench-gate [--contacts 1000000] [--sizes 10000,100000,1000000
 (``python -m bench.gate --help`` lists every option). Everything runs on loopback:
 
 1. Fresh state (skipped with ``--reuse`` when the database already holds this data set): drops
-   and recreates the PostgreSQL database ``comms_bench_gate`` (127.0.0.1:5432, user postgres)
+   and recreates the PostgreSQL database ``comms_bench_gate`` (``BENCH_DB_NAME``; 127.0.0.1:5432, user postgres)
    and migrates. The benchmark generates its own data, in a separate (spawned) process so the
    memory the set-up needs does not count against the gate's: one brand, one email purpose,
    ``--contacts`` member contacts with distinct e-mail addresses (``bulk_create`` in batches,
@@ -64,7 +64,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-DB_NAME = "comms_bench_gate"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "comms_bench_gate")
 # BENCH_PG_PORT: another PostgreSQL server on loopback (say, one tuned as for production).
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_ADMIN_DSN = f"host=127.0.0.1 port={PG_PORT} user=postgres dbname=postgres"
