@@ -155,9 +155,9 @@ def lock_for_append(
     the transaction, before deciding, and hand the result to ``append_many``."""
     try:
         return append.lock(
-            chains=[chain_for(contact.pk if contact else None) for contact in contacts] or [0],
+            chains=[chain_for(contact.id if contact else None) for contact in contacts] or [0],
             events=events,
-            contacts=[contact.pk for contact in contacts if contact is not None],
+            contacts=[contact.id for contact in contacts if contact is not None],
             address_locks=[lock_id(key) for key in address_locks if key],
             suppression_keys=suppression_keys,
         )
@@ -192,9 +192,9 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
     ids = iter(locked.ids)
     for new in new_events:
         contact = new.contact
-        chain_number = chain_for(contact.pk if contact else None)
+        chain_number = chain_for(contact.id if contact else None)
         head = heads[chain_number]  # KeyError: the caller locked other chains than it appends to
-        if contact is not None and contact.pk not in locked.contacts:
+        if contact is not None and contact.id not in locked.contacts:
             raise RuntimeError("the append's lock did not read this contact's state")
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
         event = append.event_instance(
@@ -211,7 +211,7 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
         if evidence:
             evidence_rows.append(
                 {
-                    "event_id": event.pk,
+                    "event_id": event.id,
                     "ip": evidence.ip,
                     "user_agent": evidence.user_agent,
                     "proof_sha256": evidence.proof_sha256,
@@ -238,20 +238,20 @@ def _event_fields(
     return {
         "chain": chain_number,
         "seq": seq,
-        "contact_id": contact.pk if contact else None,
-        "brand_id": new.brand.pk if new.brand else (contact.brand_id if contact else None),
+        "contact_id": contact.id if contact else None,
+        "brand_id": new.brand.id if new.brand else (contact.brand_id if contact else None),
         "address_key": new.key,
         "channel": new.channel,
-        "purpose_id": new.purpose.pk if new.purpose else None,
+        "purpose_id": new.purpose.id if new.purpose else None,
         "action": new.action,
         "basis": new.basis,
         "source": new.source,
         "actor": new.principal.actor,
-        "actor_user_id": new.principal.user.pk if new.principal.user else None,
-        "actor_contact_id": new.principal.guardian.pk if new.principal.guardian else None,
+        "actor_user_id": new.principal.user.id if new.principal.user else None,
+        "actor_contact_id": new.principal.guardian.id if new.principal.guardian else None,
         "recorded_by": new.principal.recorded_by[:100],
-        "notice_id": new.notice.pk if new.notice else None,
-        "confirms_id": new.confirms.pk if new.confirms else None,
+        "notice_id": new.notice.id if new.notice else None,
+        "confirms_id": new.confirms.id if new.confirms else None,
         "pending_confirmation": new.pending_confirmation,
         "opt_out_offered": new.opt_out_offered,
         "reason": new.reason,
@@ -269,10 +269,10 @@ def _event_fields(
 
 def _append_many_orm(new_events: Sequence[NewEvent], now: datetime) -> list[ConsentEvent]:
     """The same append through the ORM (SQLite, the zero-setup default: one writer at a time)."""
-    heads = locked_heads([chain_for(new.contact.pk if new.contact else None) for new in new_events])
+    heads = locked_heads([chain_for(new.contact.id if new.contact else None) for new in new_events])
     events: list[ConsentEvent] = []
     for new in new_events:
-        head = heads[chain_for(new.contact.pk if new.contact else None)]
+        head = heads[chain_for(new.contact.id if new.contact else None)]
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
         event = ConsentEvent(**_event_fields(new, head.chain, head.seq + 1, head.hash, now, evidence))
         event.contact, event.purpose, event.notice, event.confirms = new.contact, new.purpose, new.notice, new.confirms

@@ -105,6 +105,7 @@ class ConsentImportResult:
 
 
 IMPORT_ACTIONS = (Action.GRANT, Action.WITHDRAW)
+_CONTACT_UNUSED = ("created_at", "updated_at")
 IMPORT_CHUNK = 1000
 
 
@@ -253,10 +254,13 @@ def _import_contacts(
         return contact
 
     if connection.vendor == "postgresql":  # one array, not a thousand parameters to compile
-        found = bulk.select_rows(Contact, "id = ANY(%s::bigint[])", [sorted(ids)], prepare=False)
+        # The contact's own timestamps play no part in a consent (loaded if ever read).
+        found = bulk.select_rows(
+            Contact, "id = ANY(%s::bigint[])", [sorted(ids)], prepare=False, defer=_CONTACT_UNUSED
+        )
     else:
         found = list(Contact.objects.filter(pk__in=ids))
-    by_id = {c.pk: with_brand(c) for c in found}
+    by_id = {c.id: with_brand(c) for c in found}
     external = {(row.brand, row.contact_external_id) for row in chunk if row.contact_id is None}
     by_external: dict[tuple[str, str], Contact] = {}
     if external:
@@ -365,7 +369,7 @@ def _import_chunk(
     # by row, as appends would.
     withdrawing = [key for _, row, _, _, _, key in prepared if row.action == Action.WITHDRAW]
     # Only a contact with several rows in the chunk needs the copy advanced (most have one).
-    repeated = {pk for pk, n in Counter(c.pk for _, _, c, _, _, _ in prepared).items() if n > 1}
+    repeated = {pk for pk, n in Counter(c.id for _, _, c, _, _, _ in prepared).items() if n > 1}
     locked: append.Locked | None = None
     suppressed: set[tuple[str, str]] = set()
     if on_postgres():
@@ -384,7 +388,7 @@ def _import_chunk(
                 suppressed.add((row.channel, key))
     else:
         withdrawal_lock(withdrawing)
-        levels = state_levels({contact.pk for _, _, contact, _, _, _ in prepared})
+        levels = state_levels({contact.id for _, _, contact, _, _, _ in prepared})
         for brand_id, channel in {(c.brand_id, r.channel) for _, r, c, _, _, _ in prepared}:
             keys = [k for _, r, c, _, _, k in prepared if c.brand_id == brand_id and r.channel == channel]
             suppressed |= {
@@ -397,7 +401,7 @@ def _import_chunk(
             pending = (
                 row.source in DOUBLE_OPT_IN_SOURCES
                 or (row.channel, key) in suppressed
-                or scope_blocked(levels, contact.pk, row.channel, purpose.pk)
+                or scope_blocked(levels, contact.id, row.channel, purpose.id)
             )
             spec = NewEvent(
                 action=Action.GRANT,
@@ -429,7 +433,7 @@ def _import_chunk(
             if purpose is None and key:
                 suppressed.add((row.channel, key))
         specs.append(spec)
-        if contact.pk in repeated:
+        if contact.id in repeated:
             _advance_copy(levels, spec)
     events = append_many(specs, locked=locked)
     for (_, row, contact, purpose, _, key), event in zip(prepared, events, strict=True):
@@ -446,7 +450,7 @@ def _import_chunk(
         bulk.run(
             "INSERT INTO suppression_consentimportkey (key, event_id, created_at)"
             " SELECT k, e, %s FROM unnest(%b::text[], %b::bigint[]) AS t(k, e)",
-            [now, [row.external_key for _, row, *_ in prepared], [event.pk for event in events]],
+            [now, [row.external_key for _, row, *_ in prepared], [event.id for event in events]],
             prepare=False,
         )
     else:
@@ -457,7 +461,7 @@ def _import_chunk(
             ]
         )
     result.created += len(events)
-    result.event_ids.extend(event.pk for event in events)
+    result.event_ids.extend(event.id for event in events)
     result.event_indexes.extend(index for index, *_ in prepared)
 
 
@@ -465,7 +469,7 @@ def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
     """Advance the in-memory copy of the state by an event about to be appended (its order is
     taken as after everything stored: what matters is whether a later grant is blocked)."""
     assert spec.contact is not None
-    level = (spec.contact.pk, spec.channel, spec.purpose.pk if spec.purpose else None)
+    level = (spec.contact.id, spec.channel, spec.purpose.id if spec.purpose else None)
     row = levels.get(level)
     if row is None:
         fields: dict[str, Any] = dict.fromkeys(STATE_FIELDS)
@@ -476,7 +480,7 @@ def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
         action=spec.action,
         pending_confirmation=spec.pending_confirmation,
         occurred_at=spec.occurred_at or timezone.now(),
-        chain=chain_for(spec.contact.pk),
+        chain=chain_for(spec.contact.id),
         seq=2**62,
         basis=spec.basis,
         actor=spec.principal.actor,

@@ -458,10 +458,13 @@ class ConsentImportKey(models.Model):
     """The external key of an imported ledger event, so a re-run of the same import adds
     nothing. Append-only like the events it points at."""
 
-    key = models.CharField(max_length=200, unique=True)
+    key = models.CharField(max_length=200)
     event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
 
     class Meta:
+        # Unique by a constraint, not ``unique=True``: that also builds a LIKE-pattern index,
+        # a second random-key index written by every imported row that no query uses.
+        constraints = [models.UniqueConstraint(fields=["key"], name="importkey_unique_key")]
         verbose_name = _("consent import key")
         verbose_name_plural = _("consent import keys")

@@ -136,3 +136,36 @@ def test_a_grant_waiting_for_the_chain_lock_sees_the_withdrawal_committed_before
     assert "error" not in outcome, outcome
     # Decided on the state as of after the withdrawal: it must wait for the person's own opt-in.
     assert outcome["grant"].pending_confirmation is True
+
+
+@pytest.mark.django_db
+def test_select_rows_loads_the_instances_the_orm_loads(make_contact: Callable[..., Contact]) -> None:
+    """``bulk.select_rows`` fills the instance's ``__dict__`` instead of calling ``__init__``:
+    every field, the saved state and a model method must be exactly what the ORM gives, and a
+    model with an init signal listening gets the ORM's own path."""
+    from django.db.models import signals
+
+    from comms.suppression import bulk
+
+    contact = make_contact(email="Select.Rows@example.org", first_name="Åse")
+    (fast,) = bulk.select_rows(Contact, "id = %s::bigint", [contact.pk])
+    orm = Contact.objects.get(pk=contact.pk)
+    for field in Contact._meta.concrete_fields:
+        assert getattr(fast, field.attname) == getattr(orm, field.attname), field.attname
+    assert (fast._state.adding, fast._state.db) == (False, "default")
+    assert fast.brand == orm.brand and fast.address_key_for("email") == orm.address_key_for("email")
+    fast.first_name = "Åsa"
+    fast.save(update_fields=["first_name"])
+    assert Contact.objects.get(pk=contact.pk).first_name == "Åsa"
+
+    seen: list[Any] = []
+
+    def listener(sender: Any, instance: Any, **kwargs: Any) -> None:
+        seen.append(instance)
+
+    signals.post_init.connect(listener, sender=Contact)
+    try:
+        (slow,) = bulk.select_rows(Contact, "id = %s::bigint", [contact.pk])
+    finally:
+        signals.post_init.disconnect(listener, sender=Contact)
+    assert seen == [slow]

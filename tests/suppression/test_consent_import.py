@@ -233,3 +233,22 @@ def test_many_rows_over_four_chains_keep_every_chain_and_the_state_intact(
     # A re-run over four chains adds nothing either.
     assert consents_import(rows=rows, principal=IMPORTER).unchanged == len(rows)
     assert_intact()
+
+
+def test_an_import_asks_the_database_the_same_few_times_for_one_contact_or_sixty(
+    make_contact: MakeContact, purpose: Purpose, django_assert_max_num_queries: Any
+) -> None:
+    """No query per row: nothing in a chunk reads a contact field the import left unloaded,
+    and nothing looks a row's purpose or notice up again (counts the ORM's queries; the
+    append's own statements are one each per chunk)."""
+    few = [make_contact() for _ in range(1)]
+    many = [make_contact() for _ in range(60)]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        run([row(f"q1-{c.pk}", c, purpose) for c in few])
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        result = run([row(f"q60-{c.pk}", c, purpose) for c in many])
+    assert result.created == 60 and result.errors == []
+    assert_intact()
