@@ -74,7 +74,7 @@ BRAND_KEY = "benchgate"
 PURPOSE_KEY = "benchgate-news"
 WITHDRAW_EVERY = 20  # every 20th contact withdraws: 5 %
 CONTACT_BATCH = 10_000
-IMPORT_BATCH = 10_000  # rows handed to consents_import per call (it chunks them itself)
+IMPORT_BATCH = 20_000  # rows per consents_import call, as bin/manage import_consents hands them
 WARMUP_CHECKS = 50
 TARGETS = {
     "preview_1m_s": ("<=", 5.0),
@@ -635,7 +635,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--import-chains", type=int, default=4, help="COMMS_LEDGER_CHAINS for the bulk import (set-up)"
     )
     parser.add_argument(
-        "--import-workers", type=int, default=2, help="COMMS_IMPORT_WORKERS for the bulk import (set-up)"
+        "--import-workers", type=int, default=4, help="COMMS_IMPORT_WORKERS for the bulk import (set-up)"
     )
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--output", type=Path, default=RESULTS / "gate.json")

@@ -256,8 +256,10 @@ NINJA_PAGINATION_MAX_OFFSET = 10_000_000
 # Number of independent hash chains; events go to chain (contact id mod LEDGER_CHAINS).
 LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
 # Threads a large consent import uses on PostgreSQL when there are several chains (each takes
-# its own chains' heads and connection); 1 imports in the caller's thread.
-IMPORT_WORKERS = env_int("COMMS_IMPORT_WORKERS", 2, minimum=1, maximum=16)
+# its own chains' heads and connection); 1 imports in the caller's thread. Four keep two cores
+# busy: while one thread prepares its rows (Python, under the GIL) the others wait on the
+# database (measured on 2 cores: 2 threads ~7,700 rows/s, 4 threads ~9,100).
+IMPORT_WORKERS = env_int("COMMS_IMPORT_WORKERS", 4, minimum=1, maximum=16)
 # Age of digital consent in Norway (personopplysningsloven § 5): 13.
 DIGITAL_CONSENT_AGE = env_int("COMMS_DIGITAL_CONSENT_AGE", 13, minimum=13, maximum=16)
 PHONE_DEFAULT_REGION = env_str("COMMS_PHONE_DEFAULT_REGION", "NO") or "NO"
