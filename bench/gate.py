@@ -14,8 +14,9 @@ One command: ``bin/bench-gate [--contacts 1000000] [--sizes 10000,100000,1000000
    the ledger's bulk path, ``comms.suppression.services.consents_import`` (hash-chained,
    state kept, no SQL shortcut): one grant per contact, then a withdrawal (same purpose) for
    every 20th contact, 5 %. ``bulk_append_per_s`` = events / seconds of the whole import (row
-   building included), with ``--import-chains`` chains and ``--import-workers`` worker threads
-   (``consents_import`` splits the rows by chain over them; 1 and 1 is the sequential path). Then ``ANALYZE``, as an operator's autovacuum would do after a load.
+   building included), with ``--import-chains`` chains and ``--import-workers`` workers
+   (``consents_import`` splits the rows by chain over worker threads; 1 and 1 is the sequential
+   path). Then ``ANALYZE``, as an operator's autovacuum would do after a load.
 2. Preview: for each ``--sizes`` value an audience of that many contacts (the first ``size``
    contacts by id) decided by ``comms.suppression.gate.audience_counts`` (the set-based gate
    ``campaign_preview`` uses), twice; the second (warm) time is reported, with pairs/s. The
@@ -38,7 +39,9 @@ The environment: ``COMMS_ENV=development``, ``DATABASE_URL`` pointing at the dat
 ``LOG_LEVEL=WARNING``, no ``REDIS_URL`` (the in-process broker: nothing here needs Redis; the
 machine info asks Redis for its version only if it answers). Exit 1 if a count is wrong or a
 verification fails; missed targets are reported, not failures. Every wait is bounded. Other
-work on the machine skews the numbers: the load average is recorded at start and end.
+work on the machine skews the numbers: the load average is recorded at start and end, and so is
+a CPU probe (seconds for a fixed piece of Python work), since the same shared machine runs up to
+a third slower from one hour to the next with no load of its own to show for it.
 Never part of the unit test suite.
 Longer than 400 lines on purpose: a benchmark is read top to bottom as its procedure.
 """
@@ -46,6 +49,7 @@ Longer than 400 lines on purpose: a benchmark is read top to bottom as its proce
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -85,6 +89,7 @@ TARGETS = {
 }
 
 LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
+CPU_PROBE_AT_START: float | None = None  # set by main(), not on import (spawned workers import this)
 
 
 def log(message: str) -> None:
@@ -547,6 +552,19 @@ def redis_version() -> str:
     return ""
 
 
+def cpu_probe() -> float:
+    """Seconds one core takes for a fixed piece of Python work (hashing and JSON, as an append
+    does). On a shared virtual machine the same code runs up to a third slower from one hour to
+    the next; the probe, taken at the start and the end, tells runs on a fast or a slow machine
+    apart (lower is faster)."""
+    began = time.perf_counter()
+    payload = {"chain": 1, "seq": 0, "address_key": "ab" * 32, "action": "grant", "recorded_by": "bench"}
+    for n in range(100_000):
+        payload["seq"] = n
+        hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return round(time.perf_counter() - began, 3)
+
+
 def machine() -> dict[str, Any]:
     from django.db import connection
 
@@ -584,6 +602,8 @@ def machine() -> dict[str, Any]:
         # Other work on the machine skews every number: the load when the benchmark began and ended.
         "load_average_at_start": LOAD_AT_START,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "cpu_probe_s_at_start": CPU_PROBE_AT_START,
+        "cpu_probe_s_at_end": cpu_probe(),
     }
 
 
@@ -651,8 +671,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global CPU_PROBE_AT_START
     args = parse(argv)
     apply_env()
+    CPU_PROBE_AT_START = cpu_probe()
 
     record = reusable(args.contacts, args.pool, args.import_chains, args.import_workers) if args.reuse else None
     if record is not None:
@@ -798,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         ("machine", f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"),
         ("postgres / redis", f"{m['postgres']} / {m['redis'] or 'not running'}"),
         ("load average start / end", f"{m['load_average_at_start']} / {m['load_average_at_end']}"),
+        ("cpu probe start / end", f"{m['cpu_probe_s_at_start']} / {m['cpu_probe_s_at_end']} s (lower: faster machine)"),
         ("contacts (+ pool)", f"{args.contacts} (+ {args.pool}){'  [reused]' if reused else ''}"),
     ]
     for p in previews:
