@@ -22,6 +22,7 @@ from comms.env import (
     check_url,
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_required,
@@ -154,6 +155,16 @@ if _db["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
     # session at connect: a SET inside a transaction would be undone by its rollback.
     _options = str(_db["OPTIONS"].get("options", ""))
     _db["OPTIONS"]["options"] = f"{_options} -c plan_cache_mode=force_generic_plan".strip()
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    # The planner's price of a random page read. PostgreSQL's default (4) is a spinning disk's:
+    # with it the gate decided a 10,000-contact audience by reading all 1,000,000 state rows
+    # (0.23 s) instead of looking 10,000 up (0.05 s; 1,000,000 contacts: 1.9 s -> 1.2 s), since
+    # the state and the contacts a campaign reads sit in memory or on SSD. 1.1 is the usual SSD
+    # setting; COMMS_DB_RANDOM_PAGE_COST=4 restores PostgreSQL's.
+    DB_RANDOM_PAGE_COST = env_float("COMMS_DB_RANDOM_PAGE_COST", 1.1, minimum=0.1, maximum=100.0)
+    _db.setdefault("OPTIONS", {})
+    _options = str(_db["OPTIONS"].get("options", ""))
+    _db["OPTIONS"]["options"] = f"{_options} -c random_page_cost={DB_RANDOM_PAGE_COST:g}".strip()
 _db.setdefault("TEST", {})
 DATABASES = {"default": _db}
 # Least privilege (docs/deploy.md): DATABASE_URL is the service role, which may only do what the
