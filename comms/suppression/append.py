@@ -18,7 +18,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from django.db.models.base import ModelState
 
 from comms.suppression import bulk
 from comms.suppression.models import GENESIS_HASH, PERSON_CAUSED_REASONS, ConsentEvent, ConsentState
@@ -72,10 +71,7 @@ def event_instance(values: dict[str, Any], **related: Any) -> ConsentEvent:
     if values.keys() != _EVENT_COLUMN_SET:
         raise ValueError(f"an event needs exactly the columns {sorted(_EVENT_COLUMN_SET)}")
     event.__dict__.update(values)
-    state = ModelState()
-    state.adding = False
-    state.db = "default"
-    event._state = state
+    event._state = state = bulk.loaded_state()
     cache = state.fields_cache
     for name, obj in related.items():
         if obj is not None:

@@ -72,9 +72,14 @@ def select_rows(
     for row in rows:
         instance = model.__new__(model)
         instance.__dict__.update(zip(names, row, strict=True))
-        state = ModelState()
-        state.adding = False
-        state.db = "default"
-        instance._state = state
+        instance._state = loaded_state()
         instances.append(instance)
     return instances
+
+
+def loaded_state() -> ModelState:
+    """The ``_state`` of an instance as ``Model.from_db`` leaves it: saved, in the default database."""
+    state = ModelState()
+    state.adding = False
+    state.db = "default"
+    return state
