@@ -11,6 +11,7 @@ SQLite (the zero-setup default) does not come here: ``services`` keeps the ORM p
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,7 +89,12 @@ def state_row(values: dict[str, Any]) -> Any:
 def blank_state(level: Level, now: datetime) -> Any:
     contact_id, channel, purpose_id = level
     return SimpleNamespace(
-        **_STATE_DEFAULTS, id=None, contact_id=contact_id, channel=channel, purpose_id=purpose_id, updated_at=now
+        **_STATE_DEFAULTS,
+        id=None,
+        contact_id=contact_id,
+        channel=channel,
+        purpose_id=purpose_id,
+        updated_at=now,
     )
 
 
@@ -135,7 +141,11 @@ def lock(
 def _json_rows(rows: Iterable[Any], columns: Sequence[str]) -> str:
     """Rows as JSON objects of ``columns``, read straight from their ``__dict__`` (the hot path
     of every append). orjson writes instants as RFC 3339 with their offset, as ``isoformat``."""
-    return orjson.dumps([{name: obj.__dict__[name] for name in columns} for obj in rows]).decode()
+    names = tuple(columns)
+    if len(names) < 2:  # itemgetter of one name returns the value, not a tuple
+        raise ValueError("a row has at least two columns")
+    values = operator.itemgetter(*names)
+    return orjson.dumps([dict(zip(names, values(obj.__dict__), strict=True)) for obj in rows]).decode()
 
 
 def pg_array(values: Iterable[Any]) -> str:

@@ -84,8 +84,10 @@ def ledger_listen(listener: LedgerListener) -> None:
 # --- the chain ------------------------------------------------------------------------------
 
 
-def chain_for(contact_id: int | None) -> int:
-    return (contact_id or 0) % settings.LEDGER_CHAINS
+def chain_for(contact_id: int | None, chains: int | None = None) -> int:
+    """The chain a contact's events go to. ``chains``: ``settings.LEDGER_CHAINS`` read once by a
+    caller that asks for many (a settings read is a few microseconds)."""
+    return (contact_id or 0) % (chains or settings.LEDGER_CHAINS)
 
 
 class LedgerBroken(RuntimeError):
@@ -153,9 +155,10 @@ def lock_for_append(
     """PostgreSQL: take an append's locks (address keys, then chain heads) and read, under them,
     the state and suppressions it decides on; one round trip (``append.lock``). Call it inside
     the transaction, before deciding, and hand the result to ``append_many``."""
+    chains = settings.LEDGER_CHAINS
     try:
         return append.lock(
-            chains=[chain_for(contact.id if contact else None) for contact in contacts] or [0],
+            chains=[chain_for(contact.id if contact else None, chains) for contact in contacts] or [0],
             events=events,
             contacts=[contact.id for contact in contacts if contact is not None],
             address_locks=[lock_id(key) for key in address_locks if key],
@@ -190,9 +193,10 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
     events: list[ConsentEvent] = []
     evidence_rows: list[dict[str, Any]] = []
     ids = iter(locked.ids)
+    chains = settings.LEDGER_CHAINS
     for new in new_events:
         contact = new.contact
-        chain_number = chain_for(contact.id if contact else None)
+        chain_number = chain_for(contact.id if contact else None, chains)
         head = heads[chain_number]  # KeyError: the caller locked other chains than it appends to
         if contact is not None and contact.id not in locked.contacts:
             raise RuntimeError("the append's lock did not read this contact's state")
@@ -258,7 +262,9 @@ def _event_fields(
         "occurred_at": new.occurred_at or now,
         "recorded_at": now,
         "evidence_hash": (
-            chain.evidence_hash(ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256)
+            chain.evidence_hash(
+                ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+            )
             if evidence
             else ""
         ),
@@ -275,13 +281,21 @@ def _append_many_orm(new_events: Sequence[NewEvent], now: datetime) -> list[Cons
         head = heads[chain_for(new.contact.id if new.contact else None)]
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
         event = ConsentEvent(**_event_fields(new, head.chain, head.seq + 1, head.hash, now, evidence))
-        event.contact, event.purpose, event.notice, event.confirms = new.contact, new.purpose, new.notice, new.confirms
+        event.contact, event.purpose, event.notice, event.confirms = (
+            new.contact,
+            new.purpose,
+            new.notice,
+            new.confirms,
+        )
         event.hash = chain.event_hash(event)
         head.seq, head.hash = event.seq, event.hash
         event.save(force_insert=True)
         if evidence:
             ConsentEvidence.objects.create(
-                event=event, ip=evidence.ip, user_agent=evidence.user_agent, proof_sha256=evidence.proof_sha256
+                event=event,
+                ip=evidence.ip,
+                user_agent=evidence.user_agent,
+                proof_sha256=evidence.proof_sha256,
             )
         events.append(event)
     for head in heads.values():
@@ -334,5 +348,3 @@ def ledger_anchor_publish(*, checkpoint: LedgerCheckpoint) -> str | None:
             target.flush()
             os.fsync(target.fileno())
     return line
-
-

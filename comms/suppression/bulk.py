@@ -28,7 +28,8 @@ def run(sql: str, params: Sequence[Any] = (), *, prepare: bool = True) -> list[t
     was small (a sequential scan) would stay while the table grows, until the next ANALYZE."""
     connection.ensure_connection()
     raw = connection.connection
-    with psycopg.Cursor(raw) as cursor:
+    # Django's exception classes (IntegrityError, …), as from the ORM's own cursors.
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, list(params), prepare=prepare and settings.DB_PREPARED_STATEMENTS)
         return cursor.fetchall() if cursor.description is not None else []
 

@@ -227,7 +227,8 @@ def _import_partitions(
         ).values_list("external_id", "pk"):
             assert external_id is not None
             external[(brand_key, external_id)] = contact_id
-    count = min(workers, settings.LEDGER_CHAINS)
+    chains = settings.LEDGER_CHAINS
+    count = min(workers, chains)
     parts: list[list[tuple[int, ConsentImportRow]]] = [[] for _ in range(count)]
     for index, row in indexed:
         known = (
@@ -235,7 +236,7 @@ def _import_partitions(
             if row.contact_id is not None
             else external.get((row.brand, row.contact_external_id))
         )
-        parts[chain_for(known) % count if known is not None else 0].append((index, row))
+        parts[chain_for(known, chains) % count if known is not None else 0].append((index, row))
     return [part for part in parts if part]
 
 
@@ -294,6 +295,7 @@ def _import_chunk(
     notices: dict[tuple[int, int | None], PurposeNotice | None] = {}
     prepared: list[tuple[int, ConsentImportRow, Contact, Purpose | None, PurposeNotice | None, str]] = []
     seen_keys: set[str] = set()
+    latest = timezone.now() + CLOCK_SKEW  # an occurred_at past this lies in the future
     for index, row in indexed:
         try:
             if not row.external_key or len(row.external_key) > 200:
@@ -352,7 +354,7 @@ def _import_chunk(
                 if row.channel not in CHANNELS:
                     raise InvalidInput("channel", f"must be one of {', '.join(Channel.values)}")
                 notice, key = None, contact_keys(contact, [row.channel]).get(row.channel, "")
-            if row.occurred_at > timezone.now() + CLOCK_SKEW:
+            if row.occurred_at > latest:
                 raise InvalidInput("occurred_at", "lies in the future")
         except (InvalidInput, Conflict) as exc:
             field_name = exc.field if isinstance(exc, InvalidInput) else "contact_id"
@@ -490,5 +492,3 @@ def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
         confirms=None,
     )
     advance(row, probe)
-
-

@@ -181,17 +181,33 @@ class ConsentEvent(models.Model):
 
     chain = models.PositiveSmallIntegerField(default=0)
     seq = models.BigIntegerField()
+    # Every reference below is held by the database without a foreign-key constraint
+    # (db_constraint=False; migration 0019): a statement-level trigger refuses an insert that
+    # names a row that does not exist, and triggers on the referenced tables refuse to delete
+    # (or renumber) a row an event names. A foreign key's per-row check locked the contact,
+    # brand, purpose and notice rows of every append, and concurrent appends queued on the
+    # shared ones. on_delete=PROTECT still makes the ORM refuse such a delete first.
     # Indexed by event_contact_occurred (contact, occurred_at), which also serves the key.
     contact = models.ForeignKey(
-        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        Contact,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    # A plain index (Meta): db_index on a CharField adds a second, LIKE-pattern index that no
-    # query uses and every append writes.
+    brand = models.ForeignKey(
+        Brand, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    # Indexed in Meta where the event has no contact: db_index on a CharField adds a second,
+    # LIKE-pattern index that no query uses and every append writes.
     address_key = models.CharField(max_length=64, blank=True)
     # Empty channel: every channel. Empty purpose: every purpose of the channel (and brand).
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    purpose = models.ForeignKey(
+        Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_constraint=False
+    )
     action = models.CharField(max_length=20, choices=Action.choices)
     basis = models.CharField(max_length=20, choices=Basis.choices, blank=True)
     source = models.CharField(max_length=30, choices=Source.choices)
@@ -199,18 +215,42 @@ class ConsentEvent(models.Model):
     # The optional references are indexed only where set (Meta): most events have none, and a
     # full index would take a NULL entry from every append.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     actor_contact = models.ForeignKey(
-        Contact, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        Contact,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     # Name of the API key (or other system principal) that recorded the event.
     recorded_by = models.CharField(max_length=100, blank=True)
     notice = models.ForeignKey(
-        PurposeNotice, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        PurposeNotice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     confirms = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     # A grant that waits for double opt-in before the gate may rely on it.
     pending_confirmation = models.BooleanField(default=False)
@@ -222,22 +262,28 @@ class ConsentEvent(models.Model):
     recorded_at = models.DateTimeField()
     evidence_hash = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)  # unique (Meta), without a LIKE-pattern index
+    hash = models.CharField(max_length=64)  # not indexed: verify_ledger recomputes it, nothing looks it up
 
     class Meta:
         verbose_name = _("consent event")
         verbose_name_plural = _("consent events")
         ordering = ["chain", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["hash"], name="event_unique_hash"),
+            # One event per place in a chain. The hash chain (each event's hash covers its
+            # chain, seq and predecessor's hash) and verify_ledger make any other event at a
+            # place, a fork or a copied hash evident; the unique indexes on hash and (chain,
+            # prev_hash) that once stood beside this one are gone (migration 0019 says why).
             models.UniqueConstraint(fields=["chain", "seq"], name="event_unique_seq_per_chain"),
-            # Two events can never claim the same predecessor: the chain cannot fork.
-            models.UniqueConstraint(fields=["chain", "prev_hash"], name="event_unique_prev_per_chain"),
         ]
         indexes = [
             models.Index(fields=["contact", "occurred_at"], name="event_contact_occurred"),
-            models.Index(fields=["address_key"], name="event_address_key"),
-            models.Index(fields=["actor_user"], name="event_actor_user", condition=Q(actor_user__isnull=False)),
+            # Only events without a contact are looked up by their address (a person's data
+            # export finds a bounce or an SMS stop of their address that way); the others are
+            # found by contact, so they take no entry in this random-key index (0019).
+            models.Index(fields=["address_key"], name="event_address_key", condition=Q(contact__isnull=True)),
+            models.Index(
+                fields=["actor_user"], name="event_actor_user", condition=Q(actor_user__isnull=False)
+            ),
             models.Index(
                 fields=["actor_contact"], name="event_actor_contact", condition=Q(actor_contact__isnull=False)
             ),

@@ -48,7 +48,6 @@ CHANNELS = frozenset(Channel.values)
 BASES = frozenset(Basis.values)
 
 
-
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -85,6 +84,8 @@ def check_live(contact: Contact) -> None:
 
 
 def is_minor(contact: Contact, at: datetime) -> bool:
+    if contact.birth_date is None:  # most contacts: no time-zone conversion per grant
+        return False
     age = contact.age_on(timezone.localdate(at))
     return age is not None and age < settings.DIGITAL_CONSENT_AGE
 
@@ -206,5 +207,3 @@ def notice_for(purpose: Purpose, version: int | None) -> PurposeNotice | None:
     if version is not None:
         return notices.filter(version=version).first()
     return notices.order_by("-version").first()
-
-

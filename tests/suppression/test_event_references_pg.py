@@ -1,0 +1,273 @@
+"""The consent events' references without foreign-key constraints (migration ``suppression/0019``):
+an insert that names a row that does not exist is refused, a row an event names cannot be deleted,
+renumbered or truncated away, and a delete racing an append cannot leave an event pointing at
+nothing, in either order. Everything is tried as the service role the suite runs as."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.db import DatabaseError, IntegrityError, connection, transaction
+
+from comms.contacts.models import Brand, Contact
+from comms.suppression import selectors
+from comms.suppression.models import ConsentEvent, Purpose
+from comms.suppression.services import Principal
+from tests.db_owner import as_owner
+from tests.suppression.ledger_helpers import STAFF, grant, withdraw
+
+pytestmark = [
+    pytest.mark.postgres_only,
+    pytest.mark.skipif(
+        django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="the reference triggers are PostgreSQL's",
+    ),
+]
+
+# Every column of an event but its id; a copy of an event at another place in another chain.
+_COLUMNS = [str(f.column) for f in ConsentEvent._meta.concrete_fields if f.column != "id"]
+_FREE_CHAIN = 30_000  # no test appends there: copies land at seq 1, 2, …
+_MISSING = 2_000_000_000  # fits every id column, auth_user's int included
+
+
+def _copy_events(sources: list[ConsentEvent], override: dict[int, dict[str, Any]] | None = None) -> None:
+    """INSERT copies of ``sources`` in one statement (as the service role), at seq 1.. of a chain
+    nobody appends to; ``override`` replaces columns of the copy at that position."""
+    override = override or {}
+    rows: list[str] = []
+    params: list[Any] = []
+    for position, source in enumerate(sources):
+        values = {column: getattr(source, column) for column in _COLUMNS}
+        values.update(chain=_FREE_CHAIN, seq=position + 1, hash=f"copy-{position}")
+        values.update(override.get(position, {}))
+        rows.append("(" + ", ".join(["%s"] * len(_COLUMNS)) + ")")
+        params.extend(values[column] for column in _COLUMNS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO suppression_consentevent ({', '.join(_COLUMNS)}) VALUES {', '.join(rows)}", params
+        )
+
+
+def _sql(sql: str, params: list[Any] | None = None) -> int:
+    """One statement as the service role (the suite's connection), in a savepoint."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return int(cursor.rowcount)
+
+
+@pytest.fixture
+def events(make_contact: Callable[..., Contact], purpose: Purpose) -> list[ConsentEvent]:
+    """A grant (with its notice), a withdrawal and a guardian-free confirmation's target."""
+    contact = make_contact()
+    return [grant(contact, purpose), withdraw(contact, purpose)]
+
+
+@pytest.mark.django_db
+def test_copies_that_name_existing_rows_are_accepted(events: list[ConsentEvent]) -> None:
+    # The control: the trigger lets a correct statement through, one row or many.
+    before = ConsentEvent.objects.count()
+    _copy_events(events * 20)
+    assert ConsentEvent.objects.count() == before + 40
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "column",
+    ["contact_id", "actor_contact_id", "brand_id", "purpose_id", "notice_id", "actor_user_id", "confirms_id"],
+)
+@pytest.mark.parametrize("size", [1, 60], ids=["one row", "bulk"])
+def test_an_event_naming_a_row_that_does_not_exist_is_refused(
+    events: list[ConsentEvent], column: str, size: int
+) -> None:
+    before = ConsentEvent.objects.count()
+    sources = (events * size)[:size]
+    # The bad reference sits in the middle of a bulk statement: the whole statement goes.
+    bad = {size // 2: {column: _MISSING}}
+    with pytest.raises(IntegrityError, match=f"names a {column} that does not exist"):
+        _copy_events(sources, bad)
+    assert ConsentEvent.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_a_contact_that_events_name_cannot_be_deleted_or_renumbered(
+    make_contact: Callable[..., Contact], purpose: Purpose
+) -> None:
+    named, other = make_contact(), make_contact()
+    grant(named, purpose)
+    with pytest.raises(IntegrityError, match="named by consent events \\(contact_id\\)"):
+        _sql("DELETE FROM contacts_contact WHERE id = %s", [named.pk])
+    with pytest.raises(IntegrityError, match="named by consent events"):
+        _sql("UPDATE contacts_contact SET id = %s WHERE id = %s", [_MISSING, named.pk])
+    assert Contact.objects.filter(pk=named.pk).exists()
+    # A contact no event names is deleted as before (the guard only looks).
+    assert _sql("DELETE FROM contacts_contact WHERE id = %s", [other.pk]) == 1
+    assert not Contact.objects.filter(pk=other.pk).exists()
+    # An ordinary UPDATE (no new id) is not the guard's business.
+    assert _sql("UPDATE contacts_contact SET first_name = 'Kari' WHERE id = %s", [named.pk]) == 1
+
+
+@pytest.mark.django_db
+def test_a_guardian_named_as_the_actor_cannot_be_deleted(events: list[ConsentEvent]) -> None:
+    guardian = events[0].contact
+    assert guardian is not None
+    # A copy of a grant whose actor contact is someone who is named nowhere else.
+    bystander = Contact.objects.create(brand=guardian.brand, kind="member", email="vakt@example.no")
+    _copy_events([events[0]], {0: {"actor_contact_id": bystander.pk}})
+    with pytest.raises(IntegrityError, match="named by consent events \\(actor_contact_id\\)"):
+        _sql("DELETE FROM contacts_contact WHERE id = %s", [bystander.pk])
+
+
+@pytest.mark.django_db
+def test_the_brand_purpose_and_user_that_events_name_cannot_be_deleted(
+    make_contact: Callable[..., Contact], purpose: Purpose, brand: Brand
+) -> None:
+    user = User.objects.create_user("resepsjon", password="x" * 20)
+    grant(make_contact(), purpose, principal=Principal(actor="staff", user=user, recorded_by="test"))
+    for table, row_id, column in (
+        ("contacts_brand", brand.pk, "brand_id"),
+        ("suppression_purpose", purpose.pk, "purpose_id"),
+        ("auth_user", user.pk, "actor_user_id"),
+    ):
+        with pytest.raises(
+            IntegrityError, match=f"{table} {row_id} is named by consent events \\({column}\\)"
+        ):
+            _sql(f"DELETE FROM {table} WHERE id = %s", [row_id])
+    # A brand nothing names can still go.
+    spare = Brand.objects.create(key="ledig", name="Ledig", email_from="post@ledig.example")
+    assert _sql("DELETE FROM contacts_brand WHERE id = %s", [spare.pk]) == 1
+    assert not Brand.objects.filter(pk=spare.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)  # its own transaction, to set its isolation level
+def test_the_guard_refuses_to_decide_outside_read_committed(
+    make_contact: Callable[..., Contact], purpose: Purpose
+) -> None:
+    # In REPEATABLE READ its look at the ledger would use the transaction's older snapshot.
+    contact = make_contact()
+    with (
+        pytest.raises(DatabaseError, match="runs only in READ COMMITTED"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("DELETE FROM contacts_contact WHERE id = %s", [contact.pk])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["contacts_contact", "contacts_brand", "suppression_purpose", "auth_user"])
+def test_a_referenced_table_cannot_be_truncated_while_the_ledger_has_events(
+    events: list[ConsentEvent], table: str
+) -> None:
+    # Settle the deferred checks first: PostgreSQL refuses a TRUNCATE while they are queued.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(DatabaseError, match=f"TRUNCATE of {table} is not allowed"), transaction.atomic():
+        as_owner(f"TRUNCATE {table} CASCADE")
+    assert ConsentEvent.objects.count() == len(events)
+
+
+# --- a delete and an append at the same moment ------------------------------------------------
+
+
+def _wait_until_blocked() -> bool:
+    """Poll (bounded) until another session of this database waits for a lock."""
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            (waiting,) = cursor.fetchone()
+        if waiting:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _in_thread(work: Callable[[], Any], outcome: dict[str, Any], name: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            outcome[name] = work()
+        except Exception as exc:  # asserted by the test
+            outcome[f"{name}_error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def held() -> Iterator[tuple[threading.Event, threading.Event]]:
+    done, release = threading.Event(), threading.Event()
+    yield done, release
+    release.set()
+
+
+def _delete_contact(contact_id: int) -> int:
+    return _sql("DELETE FROM contacts_contact WHERE id = %s", [contact_id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_during_an_uncommitted_append_waits_for_it_and_is_refused(
+    make_contact: Callable[..., Contact], purpose: Purpose, held: tuple[threading.Event, threading.Event]
+) -> None:
+    contact = make_contact()  # no event names it yet
+    appended, release = held
+    outcome: dict[str, Any] = {}
+
+    def append_and_hold() -> ConsentEvent:
+        with transaction.atomic():
+            event = grant(contact, purpose, principal=STAFF)
+            appended.set()
+            release.wait(timeout=30)
+        return event
+
+    first = _in_thread(append_and_hold, outcome, "append")
+    assert appended.wait(timeout=30)
+    second = _in_thread(lambda: _delete_contact(contact.pk), outcome, "delete")
+    assert _wait_until_blocked(), "the delete never waited for the append in flight"
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert "append" in outcome, outcome
+    assert isinstance(outcome.get("delete_error"), IntegrityError), outcome
+    assert Contact.objects.filter(pk=contact.pk).exists()
+    assert ConsentEvent.objects.filter(contact_id=contact.pk).count() == 1
+    assert selectors.ledger_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_append_during_an_uncommitted_delete_waits_for_it_and_is_refused(
+    make_contact: Callable[..., Contact], purpose: Purpose, held: tuple[threading.Event, threading.Event]
+) -> None:
+    contact = make_contact()
+    deleted, release = held
+    outcome: dict[str, Any] = {}
+
+    def delete_and_hold() -> int:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM contacts_contact WHERE id = %s", [contact.pk])
+            deleted.set()
+            release.wait(timeout=30)
+            return int(cursor.rowcount)
+
+    first = _in_thread(delete_and_hold, outcome, "delete")
+    assert deleted.wait(timeout=30)
+    second = _in_thread(lambda: grant(contact, purpose, principal=STAFF), outcome, "append")
+    assert _wait_until_blocked(), "the append never waited for the delete in flight"
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert outcome.get("delete") == 1, outcome
+    assert isinstance(outcome.get("append_error"), IntegrityError), outcome
+    assert "contact_id that does not exist" in str(outcome["append_error"])
+    assert not ConsentEvent.objects.filter(contact_id=contact.pk).exists()
+    assert selectors.ledger_verify().ok
