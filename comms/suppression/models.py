@@ -299,8 +299,10 @@ class ConsentEvidence(models.Model):
     """Evidence of one event. Personal data, so retention and erasure may redact it; the chain
     covers it only through ``ConsentEvent.evidence_hash``."""
 
+    # No foreign-key constraint (migration 0020): a trigger refuses a row whose event does not
+    # exist, and events are never deleted.
     event = models.OneToOneField(
-        ConsentEvent, on_delete=models.PROTECT, primary_key=True, related_name="evidence"
+        ConsentEvent, on_delete=models.PROTECT, primary_key=True, related_name="evidence", db_constraint=False
     )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.TextField(blank=True)
@@ -396,7 +398,11 @@ class ConsentState(models.Model):
     event; a database trigger refuses deletes and any update that moves an order backwards.
     """
 
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+")
+    # The contact and purpose without foreign-key constraints (migration 0020): the guard
+    # refuses a new row that names no event, and every event it names must be of the row's
+    # contact and purpose, which the events' own checks hold (0019: they exist, and a contact or
+    # purpose an event names cannot be deleted).
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="+", db_constraint=False)
     channel = models.CharField(max_length=10, blank=True)
     # The event columns are checked by the state's guard trigger (migration 0012), which refuses
     # a write unless the event exists, is of the column's kind and scope and sits at the stored
@@ -404,7 +410,13 @@ class ConsentState(models.Model):
     # would only add a check and an index write to every append.
     # Indexed by state_purpose_channel (purpose, channel).
     purpose = models.ForeignKey(
-        Purpose, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        Purpose,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     # The latest grant or confirmation that made consent effective, and the grant it rests on
     # (for a confirmation: the grant it confirms), with what the gate's rules read of it.
@@ -505,7 +517,8 @@ class ConsentImportKey(models.Model):
     nothing. Append-only like the events it points at."""
 
     key = models.CharField(max_length=200)
-    event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+    # No foreign-key constraint (migration 0020), as the evidence's.
+    event = models.OneToOneField(ConsentEvent, on_delete=models.PROTECT, related_name="+", db_constraint=False)
     created_at = models.DateTimeField()
 
     class Meta:

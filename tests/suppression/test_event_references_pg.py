@@ -1,7 +1,8 @@
-"""The consent events' references without foreign-key constraints (migration ``suppression/0019``):
-an insert that names a row that does not exist is refused, a row an event names cannot be deleted,
-renumbered or truncated away, and a delete racing an append cannot leave an event pointing at
-nothing, in either order. Everything is tried as the service role the suite runs as."""
+"""The ledger's references without foreign-key constraints (migrations ``suppression/0019`` and
+``0020``): an event that names a row that does not exist is refused, a row an event names cannot
+be deleted, renumbered or truncated away, a delete racing an append cannot leave an event
+pointing at nothing (in either order), a state row must name an event, and evidence and import
+keys must name a real event. Everything is tried as the service role the suite runs as."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from comms.contacts.models import Brand, Contact
 from comms.suppression import selectors
-from comms.suppression.models import ConsentEvent, Purpose
-from comms.suppression.services import Principal
+from comms.suppression.models import ConsentEvent, ConsentState, Purpose
+from comms.suppression.services import Evidence, Principal
 from tests.db_owner import as_owner
 from tests.suppression.ledger_helpers import STAFF, grant, withdraw
 
@@ -271,3 +272,54 @@ def test_an_append_during_an_uncommitted_delete_waits_for_it_and_is_refused(
     assert "contact_id that does not exist" in str(outcome["append_error"])
     assert not ConsentEvent.objects.filter(contact_id=contact.pk).exists()
     assert selectors.ledger_verify().ok
+
+
+# --- the state, the evidence and the import keys (migration 0020) -------------------------------
+
+
+@pytest.mark.django_db
+def test_a_new_state_row_that_names_no_event_is_refused(
+    make_contact: Callable[..., Contact], purpose: Purpose
+) -> None:
+    # Its contact and purpose are held by the events it names; a row naming none would hold
+    # nothing (a contact id that does not exist, say), so the guard refuses it.
+    contact = make_contact()
+    for contact_id in (contact.pk, _MISSING):
+        with pytest.raises(DatabaseError, match="a new consent state row names no event of its scope"):
+            _sql(
+                "INSERT INTO suppression_consentstate (contact_id, channel, purpose_id, positive_order,"
+                " pending_order, withdrawal_order, objection_order, restriction_order, restricted,"
+                " grant_basis, grant_actor, grant_opt_out_offered, updated_at)"
+                " VALUES (%s, 'email', %s, '', '', '', '', '', false, '', '', false, now())",
+                [contact_id, purpose.pk],
+            )
+    # The service's own rows pass: each names the event that made it.
+    grant(contact, purpose)
+    assert ConsentState.objects.filter(contact=contact, purpose=purpose).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("table", ["suppression_consentevidence", "suppression_consentimportkey"])
+def test_evidence_or_an_import_key_for_an_event_that_does_not_exist_is_refused(
+    events: list[ConsentEvent], table: str
+) -> None:
+    insert = {
+        "suppression_consentevidence": "INSERT INTO suppression_consentevidence (event_id, ip, user_agent,"
+        " proof_sha256) VALUES (%s, NULL, 'kiosk', '')",
+        "suppression_consentimportkey": "INSERT INTO suppression_consentimportkey (key, event_id, created_at)"
+        " VALUES ('crm-1', %s, now())",
+    }[table]
+    with pytest.raises(IntegrityError, match=f"a {table} row names a consent event that does not exist"):
+        _sql(insert, [_MISSING])
+    assert _sql(insert, [events[1].pk]) == 1  # the control: a real event is accepted
+
+
+@pytest.mark.django_db
+def test_evidence_cannot_be_moved_to_an_event_that_does_not_exist(
+    make_contact: Callable[..., Contact], purpose: Purpose
+) -> None:
+    event = grant(make_contact(), purpose, evidence=Evidence(ip="192.0.2.7", user_agent="kiosk"))
+    with pytest.raises(IntegrityError, match="names a consent event that does not exist"):
+        _sql("UPDATE suppression_consentevidence SET event_id = %s WHERE event_id = %s", [_MISSING, event.pk])
+    # Redaction, the update the service makes, still passes.
+    assert _sql("UPDATE suppression_consentevidence SET ip = NULL WHERE event_id = %s", [event.pk]) == 1
