@@ -55,6 +55,8 @@ class Locked:
     levels: dict[Level, Any]  # the contacts' state rows, by level
     contacts: frozenset[int]  # whose state rows ``levels`` holds (all of them)
     suppressed: set[tuple[str, str, int | None]] = field(default_factory=set)  # (key, channel, brand)
+    # The latest notice version of each purpose asked for (``notice_purposes``) that has one.
+    notices: dict[int, tuple[int, int]] = field(default_factory=dict)  # purpose -> (notice id, version)
 
     def person_suppressed(self, *, key: str, channel: str, brand_id: int) -> bool:
         """An active suppression the person caused, for this address in this channel and brand."""
@@ -105,13 +107,15 @@ def lock(
     contacts: Iterable[int] = (),
     address_locks: Iterable[int] = (),
     suppression_keys: Iterable[str] = (),
+    notice_purposes: Iterable[int] = (),
 ) -> Locked:
     """Take the append's locks and read what it decides on (one statement); see the module."""
     contact_ids = sorted(set(contacts))
     keys = sorted({key for key in suppression_keys if key})
     lock_ids = sorted(set(address_locks))
     (answer,) = bulk.run(
-        "SELECT comms_ledger_prelude(%s::bigint[], %s::int[], %s::int, %s::bigint[], %s::text[], %s::text[], %s)",
+        "SELECT comms_ledger_prelude(%s::bigint[], %s::int[], %s::int, %s::bigint[], %s::text[], %s::text[], %s,"
+        " %s::bigint[])",
         [
             pg_array(lock_ids),
             pg_array(sorted(set(chains))),
@@ -120,6 +124,7 @@ def lock(
             pg_array(keys),
             _REASONS_ARRAY,
             GENESIS_HASH,
+            pg_array(sorted(set(notice_purposes))),
         ],
     )[0]
     # Django's PostgreSQL backend loads jsonb as text (its JSONField decodes it).
@@ -135,6 +140,7 @@ def lock(
         levels=levels,
         contacts=frozenset(contact_ids),
         suppressed={(key, channel, brand) for key, channel, brand in result["suppressed"]},
+        notices={purpose_id: (notice_id, version) for purpose_id, notice_id, version in result["notices"]},
     )
 
 

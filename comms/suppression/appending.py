@@ -151,6 +151,7 @@ def lock_for_append(
     events: int,
     address_locks: Iterable[str] = (),
     suppression_keys: Iterable[str] = (),
+    notice_purposes: Iterable[int] = (),
 ) -> append.Locked:
     """PostgreSQL: take an append's locks (address keys, then chain heads) and read, under them,
     the state and suppressions it decides on; one round trip (``append.lock``). Call it inside
@@ -163,6 +164,7 @@ def lock_for_append(
             contacts=[contact.id for contact in contacts if contact is not None],
             address_locks=[lock_id(key) for key in address_locks if key],
             suppression_keys=suppression_keys,
+            notice_purposes=notice_purposes,
         )
     except append.Broken as exc:
         raise LedgerBroken(

@@ -160,6 +160,40 @@ def grant_validate(
 ) -> tuple[PurposeNotice, str]:
     """Every rule a grant must meet before it is appended (one grant or an import row); returns
     the notice it points at and the address key. ``notices`` caches notice look-ups."""
+    key = grant_checks(
+        contact=contact,
+        channel=channel,
+        purpose=purpose,
+        basis=basis,
+        source=source,
+        principal=principal,
+        occurred_at=occurred_at,
+    )
+    cache = notices if notices is not None else {}
+    if (purpose.pk, notice_version) not in cache:
+        cache[(purpose.pk, notice_version)] = notice_for(purpose, notice_version)
+    notice = cache[(purpose.pk, notice_version)]
+    if notice is None:
+        raise _no_notice(purpose, notice_version)
+    return notice, key
+
+
+def _no_notice(purpose: Purpose, version: int | None) -> InvalidInput:
+    return InvalidInput("notice_version", f"purpose {purpose.key!r} has no notice version {version}")
+
+
+def grant_checks(
+    *,
+    contact: Contact,
+    channel: str,
+    purpose: Purpose,
+    basis: str,
+    source: str,
+    principal: Principal,
+    occurred_at: datetime | None,
+) -> str:
+    """``grant_validate`` without the notice (which a grant to the latest notice takes from
+    ``append.Locked.notices`` on PostgreSQL); returns the address key."""
     check_live(contact)
     check_source(source)
     if channel not in CHANNELS:
@@ -185,15 +219,34 @@ def grant_validate(
         raise InvalidInput(
             "channel", f"the contact has no {'email address' if channel == 'email' else 'mobile'}"
         )
-    cache = notices if notices is not None else {}
-    if (purpose.pk, notice_version) not in cache:
-        cache[(purpose.pk, notice_version)] = notice_for(purpose, notice_version)
-    notice = cache[(purpose.pk, notice_version)]
-    if notice is None:
-        raise InvalidInput(
-            "notice_version", f"purpose {purpose.key!r} has no notice version {notice_version}"
-        )
-    return notice, address_key(channel, address)
+    return address_key(channel, address)
+
+
+# Notice versions loaded by ``latest_notice``, by id. A notice row never changes (0002: notice
+# versions are append-only), so an instance stays true; it is still checked against the
+# purpose and version the prelude read, so a reused id (a test database reset) loads afresh.
+_loaded_notices: dict[int, PurposeNotice] = {}
+_LOADED_NOTICES_MAX = 1024
+
+
+def latest_notice(purpose: Purpose, locked: append.Locked) -> PurposeNotice:
+    """The purpose's latest notice version as the append's prelude read it (PostgreSQL; ask
+    ``lock_for_append`` with ``notice_purposes``): no round trip of its own, but the first time
+    a notice version is seen by this process."""
+    found = locked.notices.get(purpose.pk)
+    if found is None:
+        raise _no_notice(purpose, None)
+    notice_id, version = found
+    notice = _loaded_notices.get(notice_id)
+    if notice is None or notice.purpose_id != purpose.pk or notice.version != version:
+        rows = bulk.select_rows(PurposeNotice, "id = %s::bigint", [notice_id])
+        if not rows:
+            raise RuntimeError(f"notice {notice_id} vanished within the append's transaction")
+        notice = rows[0]
+        if len(_loaded_notices) >= _LOADED_NOTICES_MAX:
+            _loaded_notices.clear()
+        _loaded_notices[notice_id] = notice
+    return notice
 
 
 def notice_for(purpose: Purpose, version: int | None) -> PurposeNotice | None:

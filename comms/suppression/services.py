@@ -60,6 +60,7 @@ from comms.suppression.models import (
     ConsentEvent,
     ConsentEvidence,
     Purpose,
+    PurposeNotice,
     Suppression,
     SuppressionChannel,
     SuppressionReason,
@@ -81,8 +82,10 @@ from comms.suppression.rules import (
     check_principal,
     check_source,
     contact_keys,
+    grant_checks,
     grant_validate,
     is_minor,
+    latest_notice,
     on_postgres,
     person_blocked,
     suppress,
@@ -146,19 +149,42 @@ def consent_grant(
 ) -> ConsentEvent:
     """Record a grant. It waits for double opt-in when it comes from an unproven source, when
     asked to, or when the person withdrew or objected in this scope before."""
-    notice, key = grant_validate(
-        contact=contact,
-        channel=channel,
-        purpose=purpose,
-        basis=basis,
-        source=source,
-        principal=principal,
-        notice_version=notice_version,
-        occurred_at=occurred_at,
-    )
+    # On PostgreSQL the latest notice version comes with the append's locks (one round trip).
+    latest = notice_version is None and on_postgres()
+    notice: PurposeNotice | None = None
+    if latest:
+        key = grant_checks(
+            contact=contact,
+            channel=channel,
+            purpose=purpose,
+            basis=basis,
+            source=source,
+            principal=principal,
+            occurred_at=occurred_at,
+        )
+    else:
+        notice, key = grant_validate(
+            contact=contact,
+            channel=channel,
+            purpose=purpose,
+            basis=basis,
+            source=source,
+            principal=principal,
+            notice_version=notice_version,
+            occurred_at=occurred_at,
+        )
     with transaction.atomic():
         # Decided under the chain head's lock: a withdrawal committed just before is seen.
-        locked = lock_for_append([contact], events=1, suppression_keys=[key]) if on_postgres() else None
+        locked = (
+            lock_for_append(
+                [contact], events=1, suppression_keys=[key], notice_purposes=[purpose.pk] if latest else ()
+            )
+            if on_postgres()
+            else None
+        )
+        if latest:
+            assert locked is not None
+            notice = latest_notice(purpose, locked)
         pending = (
             require_confirmation
             or source in DOUBLE_OPT_IN_SOURCES

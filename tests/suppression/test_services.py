@@ -14,7 +14,7 @@ from comms.contacts.models import Contact
 from comms.errors import Conflict, Forbidden, InvalidInput
 from comms.rights.erasure import contact_erase
 from comms.suppression import selectors, services
-from comms.suppression.models import ConsentEvent, Purpose, PurposeNotice, Suppression
+from comms.suppression.models import ConsentEvent, ConsentState, Purpose, PurposeNotice, Suppression
 from comms.suppression.services import Evidence, Principal
 from tests.suppression.ledger_helpers import (
     SELF,
@@ -520,6 +520,27 @@ def test_a_grant_records_the_current_notice(contact, purpose):
 
     assert event.notice_id == current.pk
     assert event.notice is not None and event.notice.version == 3
+
+
+def test_each_grant_records_the_notice_current_at_its_append(make_contact, purpose):
+    # The service keeps notice versions it has loaded (on PostgreSQL the append's prelude names
+    # the current one): a version published between two grants is the second one's.
+    first = grant(make_contact(), purpose)
+    current = services.purpose_notice_publish(purpose=purpose, text="Version two")
+    second = grant(make_contact(), purpose)
+    third = grant(make_contact(), purpose)
+
+    assert first.notice is not None and first.notice.version == 1
+    assert second.notice_id == third.notice_id == current.pk
+    assert second.notice is not None and second.notice.version == 2
+    assert ConsentState.objects.get(contact=third.contact, purpose=purpose).grant_notice_version == 2
+
+
+def test_a_grant_for_a_purpose_without_a_notice_is_invalid_and_writes_nothing(contact, purpose):
+    bare = Purpose.objects.create(brand=purpose.brand, key="uten-tekst", name="Uten tekst")
+    before = ConsentEvent.objects.count()
+    raises_invalid("notice_version", lambda: grant(contact, bare))
+    assert ConsentEvent.objects.count() == before
 
 
 def test_a_grant_honours_an_explicit_older_notice_version(contact, purpose):
