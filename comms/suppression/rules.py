@@ -169,13 +169,23 @@ def grant_validate(
         principal=principal,
         occurred_at=occurred_at,
     )
+    return grant_notice(purpose, notice_version, notices), key
+
+
+def grant_notice(
+    purpose: Purpose,
+    version: int | None,
+    notices: dict[tuple[int, int | None], PurposeNotice | None] | None = None,
+) -> PurposeNotice:
+    """The notice version a grant points at (the latest when ``version`` is None), or the
+    ``notice_version`` error. ``notices`` caches look-ups (an import's chunk)."""
     cache = notices if notices is not None else {}
-    if (purpose.pk, notice_version) not in cache:
-        cache[(purpose.pk, notice_version)] = notice_for(purpose, notice_version)
-    notice = cache[(purpose.pk, notice_version)]
+    if (purpose.pk, version) not in cache:
+        cache[(purpose.pk, version)] = notice_for(purpose, version)
+    notice = cache[(purpose.pk, version)]
     if notice is None:
-        raise _no_notice(purpose, notice_version)
-    return notice, key
+        raise _no_notice(purpose, version)
+    return notice
 
 
 def _no_notice(purpose: Purpose, version: int | None) -> InvalidInput:

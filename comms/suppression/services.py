@@ -60,7 +60,6 @@ from comms.suppression.models import (
     ConsentEvent,
     ConsentEvidence,
     Purpose,
-    PurposeNotice,
     Suppression,
     SuppressionChannel,
     SuppressionReason,
@@ -83,7 +82,7 @@ from comms.suppression.rules import (
     check_source,
     contact_keys,
     grant_checks,
-    grant_validate,
+    grant_notice,
     is_minor,
     latest_notice,
     on_postgres,
@@ -151,28 +150,16 @@ def consent_grant(
     asked to, or when the person withdrew or objected in this scope before."""
     # On PostgreSQL the latest notice version comes with the append's locks (one round trip).
     latest = notice_version is None and on_postgres()
-    notice: PurposeNotice | None = None
-    if latest:
-        key = grant_checks(
-            contact=contact,
-            channel=channel,
-            purpose=purpose,
-            basis=basis,
-            source=source,
-            principal=principal,
-            occurred_at=occurred_at,
-        )
-    else:
-        notice, key = grant_validate(
-            contact=contact,
-            channel=channel,
-            purpose=purpose,
-            basis=basis,
-            source=source,
-            principal=principal,
-            notice_version=notice_version,
-            occurred_at=occurred_at,
-        )
+    key = grant_checks(
+        contact=contact,
+        channel=channel,
+        purpose=purpose,
+        basis=basis,
+        source=source,
+        principal=principal,
+        occurred_at=occurred_at,
+    )
+    notice = None if latest else grant_notice(purpose, notice_version)
     with transaction.atomic():
         # Decided under the chain head's lock: a withdrawal committed just before is seen.
         locked = (

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
@@ -112,3 +114,18 @@ def years_ago(years: int, *, plus_days: int = 0) -> dt.date:
 
 def a_minor() -> dt.date:
     return years_ago(settings.DIGITAL_CONSENT_AGE - 3)
+
+
+def wait_for_a_lock_waiter() -> bool:
+    """Poll (bounded: 300 × 50 ms) until another session of this database waits for a lock."""
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            )
+            (waiting,) = cursor.fetchone()
+        if waiting:
+            return True
+        time.sleep(0.05)
+    return False

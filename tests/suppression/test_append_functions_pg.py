@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 
 from comms.contacts.models import Contact
 from comms.suppression.models import ConsentState, Purpose
-from tests.suppression.ledger_helpers import STAFF, grant, withdraw
+from tests.suppression.ledger_helpers import STAFF, grant, wait_for_a_lock_waiter, withdraw
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -119,17 +118,7 @@ def test_a_grant_waiting_for_the_chain_lock_sees_the_withdrawal_committed_before
     second = threading.Thread(target=granter)
     second.start()
     # Wait until the grant is blocked on the head's row lock, then let the withdrawal commit.
-    for _ in range(300):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'"
-            )
-            (waiting,) = cursor.fetchone()
-        if waiting:
-            break
-        time.sleep(0.05)
-    assert waiting, "the grant never waited for the chain head's lock"
+    assert wait_for_a_lock_waiter(), "the grant never waited for the chain head's lock"
     release.set()
     first.join(timeout=30)
     second.join(timeout=30)

@@ -7,7 +7,6 @@ keys must name a real event. Everything is tried as the service role the suite r
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +20,7 @@ from comms.suppression import selectors
 from comms.suppression.models import ConsentEvent, ConsentState, Purpose
 from comms.suppression.services import Evidence, Principal
 from tests.db_owner import as_owner
-from tests.suppression.ledger_helpers import STAFF, grant, withdraw
+from tests.suppression.ledger_helpers import STAFF, grant, wait_for_a_lock_waiter, withdraw
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -176,21 +175,6 @@ def test_a_referenced_table_cannot_be_truncated_while_the_ledger_has_events(
 # --- a delete and an append at the same moment ------------------------------------------------
 
 
-def _wait_until_blocked() -> bool:
-    """Poll (bounded) until another session of this database waits for a lock."""
-    for _ in range(300):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock'"
-            )
-            (waiting,) = cursor.fetchone()
-        if waiting:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _in_thread(work: Callable[[], Any], outcome: dict[str, Any], name: str) -> threading.Thread:
     def run() -> None:
         try:
@@ -234,7 +218,7 @@ def test_a_delete_during_an_uncommitted_append_waits_for_it_and_is_refused(
     first = _in_thread(append_and_hold, outcome, "append")
     assert appended.wait(timeout=30)
     second = _in_thread(lambda: _delete_contact(contact.pk), outcome, "delete")
-    assert _wait_until_blocked(), "the delete never waited for the append in flight"
+    assert wait_for_a_lock_waiter(), "the delete never waited for the append in flight"
     release.set()
     first.join(timeout=30)
     second.join(timeout=30)
@@ -263,7 +247,7 @@ def test_an_append_during_an_uncommitted_delete_waits_for_it_and_is_refused(
     first = _in_thread(delete_and_hold, outcome, "delete")
     assert deleted.wait(timeout=30)
     second = _in_thread(lambda: grant(contact, purpose, principal=STAFF), outcome, "append")
-    assert _wait_until_blocked(), "the append never waited for the delete in flight"
+    assert wait_for_a_lock_waiter(), "the append never waited for the delete in flight"
     release.set()
     first.join(timeout=30)
     second.join(timeout=30)
