@@ -403,6 +403,10 @@ SERVICE_MESSAGE_PROVIDER = "lifevision"
 # Longer than the send actor's longest retry backoff (COMMS_SEND_BACKOFF_MAX, and the probe
 # interval of an open circuit), so a batch waiting to be retried is not enqueued a second time.
 SEND_SWEEP_AFTER_SECONDS = env_int("COMMS_SEND_SWEEP_AFTER_SECONDS", 600, minimum=10)
+# A queued or running audience preview whose run has not saved progress for this long lost its
+# broker message (a range of COMMS_PREVIEW_STEP_IDS takes well under a second): the scheduler's
+# tick sends it again, up to PREVIEW_MAX_RUNS runs (comms/campaigns/previews.py).
+PREVIEW_SWEEP_AFTER_SECONDS = env_int("COMMS_PREVIEW_SWEEP_AFTER_SECONDS", 600, minimum=60)
 # A campaign preview of more contacts than this runs as a job (progress in admin and API); at
 # most this many are decided inside the web request (~0.2 s per 100,000 on 2 cores).
 PREVIEW_INLINE_MAX = env_int("COMMS_PREVIEW_INLINE_MAX", 200_000, minimum=0)

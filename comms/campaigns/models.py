@@ -293,6 +293,9 @@ class AudiencePreview(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When a run last saved its progress, or the sweep last sent the preview's message again: a
+    # queued or running preview untouched for COMMS_PREVIEW_SWEEP_AFTER_SECONDS lost its message.
+    touched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("audience preview")

@@ -9,6 +9,11 @@ asks for a new preview, which is read-only and starts from zero anyway); only wh
 failure cannot be recorded (the database is gone) does the error propagate, so the actor's
 retry finds the preview still ``running`` and restarts it.
 
+Lost messages: the scheduler's minute tick (``audience_previews_sweep``) sends the message of a
+``queued`` or ``running`` preview again when no run has saved progress for
+``COMMS_PREVIEW_SWEEP_AFTER_SECONDS`` (the broker lost it, or its worker died with it); after
+``PREVIEW_MAX_RUNS`` runs the preview ends ``failed`` instead, saying so.
+
 Idempotency: a ``done`` or ``failed`` preview is left alone. A ``queued`` or ``running`` one is
 (re)started from zero (a message redelivered after a worker died finds it ``running``); each run
 holds a number (``runs``) and writes only while it is the latest, so the run it replaced stops at
@@ -17,13 +22,15 @@ its next save and the counts are never added twice.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import logging
 from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from comms.campaigns.models import AudiencePreview, Campaign, PreviewStatus
@@ -34,6 +41,7 @@ from comms.suppression.gate import audience_counts
 
 logger = logging.getLogger(__name__)
 ERROR_MAX = 500
+PREVIEW_MAX_RUNS = 5
 
 
 def campaign_preview_request(*, campaign: Campaign, requested_by: str) -> Preview | AudiencePreview:
@@ -59,7 +67,7 @@ class _Run:
         """Write ``fields`` if this is still the preview's latest run; False if it was replaced."""
         rows = AudiencePreview.objects.filter(
             pk=self.preview_id, runs=self.number, status=PreviewStatus.RUNNING
-        ).update(**fields)
+        ).update(**fields, touched_at=timezone.now())
         return rows == 1
 
 
@@ -79,7 +87,7 @@ def _claim(preview_id: int) -> tuple[AudiencePreview | None, _Run | None]:
         preview.decided = 0
         preview.counts = {}
         preview.error = ""
-        preview.started_at = timezone.now()
+        preview.started_at = preview.touched_at = timezone.now()
         preview.finished_at = None
         preview.save()
     return preview, _Run(preview_id=preview.pk, number=preview.runs)
@@ -137,3 +145,41 @@ def audience_preview_fail(*, preview_id: int, error: str) -> None:
     AudiencePreview.objects.filter(pk=preview_id, status=PreviewStatus.RUNNING).update(
         status=PreviewStatus.FAILED, error=error[:ERROR_MAX], finished_at=timezone.now()
     )
+
+
+def audience_previews_sweep() -> dict[str, int]:
+    """Once a minute (the campaigns tick): send again the message of every queued or running
+    preview that no run has touched for ``COMMS_PREVIEW_SWEEP_AFTER_SECONDS`` (its message was
+    lost), or end it ``failed`` once it has had ``PREVIEW_MAX_RUNS`` runs. A run the sweep wrongly
+    took for lost (one range slower than the whole cutoff) is replaced by the new one, which
+    starts from zero; counts are never added twice (see the module)."""
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.PREVIEW_SWEEP_AFTER_SECONDS)
+    stale = AudiencePreview.objects.filter(status__in=(PreviewStatus.QUEUED, PreviewStatus.RUNNING)).filter(
+        Q(touched_at__lt=cutoff) | Q(touched_at__isnull=True, created_at__lt=cutoff)
+    )
+    resent = failed = 0
+    for preview_id in stale.values_list("id", flat=True):
+        with transaction.atomic():
+            preview = AudiencePreview.objects.select_for_update().filter(pk=preview_id).first()
+            if preview is None or preview.status not in (PreviewStatus.QUEUED, PreviewStatus.RUNNING):
+                continue
+            if preview.runs >= PREVIEW_MAX_RUNS:
+                preview.status = PreviewStatus.FAILED
+                preview.error = f"its job was lost {preview.runs} times; ask for a new preview"
+                preview.finished_at = now
+                preview.save(update_fields=["status", "error", "finished_at"])
+                failed += 1
+                logger.warning("audience preview %s lost %s times: failed", preview_id, preview.runs)
+                continue
+            preview.touched_at = now
+            preview.save(update_fields=["touched_at"])
+            transaction.on_commit(functools.partial(jobs.enqueue, "run_audience_preview", preview_id))
+            resent += 1
+            logger.info(
+                "audience preview %s (%s) untouched since %s: its job is sent again",
+                preview_id,
+                preview.status,
+                cutoff,
+            )
+    return {"resent": resent, "failed": failed}

@@ -35,6 +35,7 @@ def send_deliveries(delivery_ids: list[int]) -> None:
 @dramatiq.actor(max_retries=0, queue_name="campaigns")
 def campaigns_tick() -> None:
     services.campaigns_tick()
+    previews.audience_previews_sweep()
 
 
 @cron("*/5 * * * *")

@@ -5,11 +5,13 @@ the admin, and its final counts are exactly the inline preview's."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from comms.campaigns import previews, selectors, tasks
@@ -327,3 +329,96 @@ def test_the_openapi_document_names_both_preview_answers(api: Any) -> None:
     schema = api().client.get("/api/v1/openapi.json").json()
     answers = schema["paths"]["/api/v1/campaigns/{campaign_id}/preview"]["post"]["responses"]
     assert {"200", "202"} <= set(answers)
+
+
+# --- a preview whose job the broker lost ------------------------------------------------------
+
+
+def _age(preview: AudiencePreview, seconds: int) -> None:
+    """Make the preview look untouched for ``seconds`` (and requested that long ago)."""
+    past = timezone.now() - dt.timedelta(seconds=seconds)
+    touched = past if preview.status == PreviewStatus.RUNNING else None
+    AudiencePreview.objects.filter(pk=preview.pk).update(created_at=past, touched_at=touched)
+
+
+def test_a_queued_preview_whose_message_was_lost_is_sent_again_by_the_tick_and_finishes(
+    brand: Brand, purpose: Purpose, audience: list[Contact], small_limit: Any, drain: Drain
+) -> None:
+    campaign = make_campaign(brand, purpose)
+    # Created, but its message never reached the broker (Redis lost it): nothing is queued.
+    preview = AudiencePreview.objects.create(campaign=campaign, total=25)
+    assert drain.pending() == 0
+    # Fresh: the tick leaves it alone.
+    assert drain.call(previews.audience_previews_sweep) == {"resent": 0, "failed": 0}
+    assert drain.pending() == 0
+
+    _age(preview, small_limit.PREVIEW_SWEEP_AFTER_SECONDS + 5)
+    assert drain.call(tasks.campaigns_tick.fn) is None
+    assert drain.pending() == 1
+    # Sent once: the next tick, a minute later, does not send it again.
+    assert drain.call(previews.audience_previews_sweep) == {"resent": 0, "failed": 0}
+    drain()
+
+    done = AudiencePreview.objects.get(pk=preview.pk)
+    assert done.status == PreviewStatus.DONE and done.runs == 1
+    assert selectors.preview_of(done.counts) == selectors.campaign_preview(campaign=campaign)
+
+
+def test_a_running_preview_that_stopped_saving_is_restarted_from_zero(
+    brand: Brand, purpose: Purpose, audience: list[Contact], small_limit: Any, drain: Drain
+) -> None:
+    campaign = make_campaign(brand, purpose)
+    # Its worker died with the message: running, half counted, untouched since.
+    preview = AudiencePreview.objects.create(
+        campaign=campaign, total=25, status=PreviewStatus.RUNNING, runs=1, decided=8, counts={"consent": 8}
+    )
+    _age(preview, small_limit.PREVIEW_SWEEP_AFTER_SECONDS + 5)
+    assert drain.call(previews.audience_previews_sweep) == {"resent": 1, "failed": 0}
+    drain()
+
+    done = AudiencePreview.objects.get(pk=preview.pk)
+    assert done.status == PreviewStatus.DONE and done.runs == 2
+    assert selectors.preview_of(done.counts) == selectors.campaign_preview(campaign=campaign)
+
+
+def test_a_preview_lost_again_and_again_ends_failed_and_says_so(
+    brand: Brand, purpose: Purpose, small_limit: Any, drain: Drain
+) -> None:
+    preview = AudiencePreview.objects.create(
+        campaign=make_campaign(brand, purpose),
+        total=25,
+        status=PreviewStatus.RUNNING,
+        runs=previews.PREVIEW_MAX_RUNS,
+    )
+    _age(preview, small_limit.PREVIEW_SWEEP_AFTER_SECONDS + 5)
+    assert drain.call(previews.audience_previews_sweep) == {"resent": 0, "failed": 1}
+    assert drain.pending() == 0
+    failed = AudiencePreview.objects.get(pk=preview.pk)
+    assert failed.status == PreviewStatus.FAILED and failed.finished_at is not None
+    assert f"lost {previews.PREVIEW_MAX_RUNS} times" in failed.error
+
+
+def test_a_running_preview_that_saves_progress_is_not_swept(
+    brand: Brand,
+    purpose: Purpose,
+    audience: list[Contact],
+    small_limit: Any,
+    drain: Drain,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    campaign = make_campaign(brand, purpose)
+    preview = AudiencePreview.objects.create(campaign=campaign, total=25)
+    _age(preview, small_limit.PREVIEW_SWEEP_AFTER_SECONDS + 5)  # requested long ago
+    counts = gate.audience_counts
+    swept: list[dict[str, int]] = []
+
+    def sweep_between_ranges(**kwargs: Any) -> Any:
+        # The tick runs while this run is deciding: its last save is recent, so it is left alone.
+        swept.append(previews.audience_previews_sweep())
+        return counts(**kwargs)
+
+    monkeypatch.setattr(previews, "audience_counts", sweep_between_ranges)
+    done = previews.audience_preview_run(preview_id=preview.pk)
+    assert done is not None and done.status == PreviewStatus.DONE and done.runs == 1
+    assert swept and all(result == {"resent": 0, "failed": 0} for result in swept)
+    assert drain.pending() == 0
