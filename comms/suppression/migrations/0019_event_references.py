@@ -39,9 +39,8 @@ event claiming a predecessor (a fork) or a copied event cannot verify at its pla
 signed anchors fix the heads in time. Prevention was never what makes the ledger
 tamper-evident: the hash chain is, and it is unchanged.
 
-**The address index** keeps only events without a contact (``WHERE contact_id IS NULL``): a
-person's data export looks those up by address (a bounce or SMS stop of their address); every
-other event is found by its contact. It was the third random-key index every append wrote.
+**The address index** (the third random-key index every append wrote) keeps only events without
+a contact from ``0022`` on, built there without holding appends.
 
 **The consent state's pages** keep a fifth free (``fillfactor = 80``): an append updates its
 contact's state row, and with room on the page PostgreSQL writes the new version beside the old
@@ -322,18 +321,6 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="+",
                 to="suppression.purpose",
-            ),
-        ),
-        migrations.RemoveIndex(
-            model_name="consentevent",
-            name="event_address_key",
-        ),
-        migrations.AddIndex(
-            model_name="consentevent",
-            index=models.Index(
-                condition=models.Q(("contact__isnull", True)),
-                fields=["address_key"],
-                name="event_address_key",
             ),
         ),
         migrations.RunPython(forward, backward),
