@@ -279,7 +279,7 @@ class ConsentEvent(models.Model):
             models.Index(fields=["contact", "occurred_at"], name="event_contact_occurred"),
             # Only events without a contact are looked up by their address (a person's data
             # export finds a bounce or an SMS stop of their address that way); the others are
-            # found by contact, so they take no entry in this random-key index (0019).
+            # found by contact, so they take no entry in this random-key index (0022).
             models.Index(fields=["address_key"], name="event_address_key", condition=Q(contact__isnull=True)),
             models.Index(
                 fields=["actor_user"], name="event_actor_user", condition=Q(actor_user__isnull=False)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
@@ -129,3 +129,11 @@ def wait_for_a_lock_waiter() -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def as_service(sql: str, params: list[Any] | None = None) -> int:
+    """One statement as the service role (the suite's own connection), in a savepoint; the
+    number of rows it touched."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return int(cursor.rowcount)

@@ -20,7 +20,7 @@ from comms.suppression import selectors
 from comms.suppression.models import ConsentEvent, ConsentState, Purpose
 from comms.suppression.services import Evidence, Principal
 from tests.db_owner import as_owner
-from tests.suppression.ledger_helpers import STAFF, grant, wait_for_a_lock_waiter, withdraw
+from tests.suppression.ledger_helpers import STAFF, as_service, grant, wait_for_a_lock_waiter, withdraw
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -54,16 +54,9 @@ def _copy_events(sources: list[ConsentEvent], override: dict[int, dict[str, Any]
         )
 
 
-def _sql(sql: str, params: list[Any] | None = None) -> int:
-    """One statement as the service role (the suite's connection), in a savepoint."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
-        return int(cursor.rowcount)
-
-
 @pytest.fixture
 def events(make_contact: Callable[..., Contact], purpose: Purpose) -> list[ConsentEvent]:
-    """A grant (with its notice), a withdrawal and a guardian-free confirmation's target."""
+    """A grant (naming its contact, brand, purpose and notice) and a withdrawal of one contact."""
     contact = make_contact()
     return [grant(contact, purpose), withdraw(contact, purpose)]
 
@@ -101,15 +94,15 @@ def test_a_contact_that_events_name_cannot_be_deleted_or_renumbered(
     named, other = make_contact(), make_contact()
     grant(named, purpose)
     with pytest.raises(IntegrityError, match="named by consent events \\(contact_id\\)"):
-        _sql("DELETE FROM contacts_contact WHERE id = %s", [named.pk])
+        as_service("DELETE FROM contacts_contact WHERE id = %s", [named.pk])
     with pytest.raises(IntegrityError, match="named by consent events"):
-        _sql("UPDATE contacts_contact SET id = %s WHERE id = %s", [_MISSING, named.pk])
+        as_service("UPDATE contacts_contact SET id = %s WHERE id = %s", [_MISSING, named.pk])
     assert Contact.objects.filter(pk=named.pk).exists()
     # A contact no event names is deleted as before (the guard only looks).
-    assert _sql("DELETE FROM contacts_contact WHERE id = %s", [other.pk]) == 1
+    assert as_service("DELETE FROM contacts_contact WHERE id = %s", [other.pk]) == 1
     assert not Contact.objects.filter(pk=other.pk).exists()
     # An ordinary UPDATE (no new id) is not the guard's business.
-    assert _sql("UPDATE contacts_contact SET first_name = 'Kari' WHERE id = %s", [named.pk]) == 1
+    assert as_service("UPDATE contacts_contact SET first_name = 'Kari' WHERE id = %s", [named.pk]) == 1
 
 
 @pytest.mark.django_db
@@ -120,7 +113,7 @@ def test_a_guardian_named_as_the_actor_cannot_be_deleted(events: list[ConsentEve
     bystander = Contact.objects.create(brand=guardian.brand, kind="member", email="vakt@example.no")
     _copy_events([events[0]], {0: {"actor_contact_id": bystander.pk}})
     with pytest.raises(IntegrityError, match="named by consent events \\(actor_contact_id\\)"):
-        _sql("DELETE FROM contacts_contact WHERE id = %s", [bystander.pk])
+        as_service("DELETE FROM contacts_contact WHERE id = %s", [bystander.pk])
 
 
 @pytest.mark.django_db
@@ -137,10 +130,10 @@ def test_the_brand_purpose_and_user_that_events_name_cannot_be_deleted(
         with pytest.raises(
             IntegrityError, match=f"{table} {row_id} is named by consent events \\({column}\\)"
         ):
-            _sql(f"DELETE FROM {table} WHERE id = %s", [row_id])
+            as_service(f"DELETE FROM {table} WHERE id = %s", [row_id])
     # A brand nothing names can still go.
     spare = Brand.objects.create(key="ledig", name="Ledig", email_from="post@ledig.example")
-    assert _sql("DELETE FROM contacts_brand WHERE id = %s", [spare.pk]) == 1
+    assert as_service("DELETE FROM contacts_brand WHERE id = %s", [spare.pk]) == 1
     assert not Brand.objects.filter(pk=spare.pk).exists()
 
 
@@ -197,7 +190,7 @@ def held() -> Iterator[tuple[threading.Event, threading.Event]]:
 
 
 def _delete_contact(contact_id: int) -> int:
-    return _sql("DELETE FROM contacts_contact WHERE id = %s", [contact_id])
+    return as_service("DELETE FROM contacts_contact WHERE id = %s", [contact_id])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -270,7 +263,7 @@ def test_a_new_state_row_that_names_no_event_is_refused(
     contact = make_contact()
     for contact_id in (contact.pk, _MISSING):
         with pytest.raises(DatabaseError, match="a new consent state row names no event of its scope"):
-            _sql(
+            as_service(
                 "INSERT INTO suppression_consentstate (contact_id, channel, purpose_id, positive_order,"
                 " pending_order, withdrawal_order, objection_order, restriction_order, restricted,"
                 " grant_basis, grant_actor, grant_opt_out_offered, updated_at)"
@@ -294,8 +287,8 @@ def test_evidence_or_an_import_key_for_an_event_that_does_not_exist_is_refused(
         " VALUES ('crm-1', %s, now())",
     }[table]
     with pytest.raises(IntegrityError, match=f"a {table} row names a consent event that does not exist"):
-        _sql(insert, [_MISSING])
-    assert _sql(insert, [events[1].pk]) == 1  # the control: a real event is accepted
+        as_service(insert, [_MISSING])
+    assert as_service(insert, [events[1].pk]) == 1  # the control: a real event is accepted
 
 
 @pytest.mark.django_db
@@ -304,6 +297,6 @@ def test_evidence_cannot_be_moved_to_an_event_that_does_not_exist(
 ) -> None:
     event = grant(make_contact(), purpose, evidence=Evidence(ip="192.0.2.7", user_agent="kiosk"))
     with pytest.raises(IntegrityError, match="names a consent event that does not exist"):
-        _sql("UPDATE suppression_consentevidence SET event_id = %s WHERE event_id = %s", [_MISSING, event.pk])
+        as_service("UPDATE suppression_consentevidence SET event_id = %s WHERE event_id = %s", [_MISSING, event.pk])
     # Redaction, the update the service makes, still passes.
-    assert _sql("UPDATE suppression_consentevidence SET ip = NULL WHERE event_id = %s", [event.pk]) == 1
+    assert as_service("UPDATE suppression_consentevidence SET ip = NULL WHERE event_id = %s", [event.pk]) == 1

@@ -6,18 +6,17 @@ head row is gone is refused instead of restarting the chain."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.utils import ProgrammingError
 
 from comms.contacts.models import Contact
 from comms.suppression import selectors, services
 from comms.suppression.models import ChainHead, ConsentEvent, ConsentState, Purpose
 from tests.db_owner import as_owner, triggers_disabled
-from tests.suppression.ledger_helpers import SELF, decide, grant, withdraw
+from tests.suppression.ledger_helpers import SELF, as_service, decide, grant, withdraw
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -40,12 +39,6 @@ def guard_path(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
         cursor.execute("RESET comms.guard_few_rows")
 
 
-def _as_service(sql: str, params: list[Any]) -> None:
-    """One statement as the service role (the suite's own connection), in a savepoint."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
 def _row(contact: Contact, purpose: Purpose) -> ConsentState:
     return ConsentState.objects.get(contact=contact, channel="email", purpose=purpose)
 
@@ -59,7 +52,7 @@ def test_pointing_a_column_at_another_event_of_the_same_order_is_refused(
     second = withdraw(contact, purpose)
     assert _row(contact, purpose).withdrawal_event_id == second.pk
     with pytest.raises(ProgrammingError, match="may only move forward"):
-        _as_service(
+        as_service(
             "UPDATE suppression_consentstate SET withdrawal_event_id = %s WHERE id = %s",
             [first.pk, _row(contact, purpose).pk],
         )
@@ -81,9 +74,9 @@ def test_the_denormalised_grant_columns_cannot_be_edited_alone(
         ("grant_actor_contact_id", contact.pk),
     ):
         with pytest.raises(ProgrammingError, match="grant columns"):
-            _as_service(f"UPDATE suppression_consentstate SET {column} = %s WHERE id = %s", [value, row.pk])
+            as_service(f"UPDATE suppression_consentstate SET {column} = %s WHERE id = %s", [value, row.pk])
     with pytest.raises(ProgrammingError, match="grant columns"):
-        _as_service("UPDATE suppression_consentstate SET grant_occurred_at = now() WHERE id = %s", [row.pk])
+        as_service("UPDATE suppression_consentstate SET grant_occurred_at = now() WHERE id = %s", [row.pk])
     assert _row(contact, purpose).grant_basis == "consent"
 
 
@@ -95,7 +88,7 @@ def test_restricted_cannot_be_switched_without_a_restriction_event(
     services.objection_record(contact=contact, source="rights_request", principal=SELF)
     level = ConsentState.objects.get(contact=contact, channel="", purpose=None)
     with pytest.raises(ProgrammingError, match="restricted"):
-        _as_service("UPDATE suppression_consentstate SET restricted = true WHERE id = %s", [level.pk])
+        as_service("UPDATE suppression_consentstate SET restricted = true WHERE id = %s", [level.pk])
     # A real restriction and its lift move it, through the services.
     services.restriction_set(contact=contact, source="rights_request", principal=SELF)
     assert ConsentState.objects.get(pk=level.pk).restricted is True
@@ -112,14 +105,14 @@ def test_a_row_cannot_borrow_another_contacts_grant_or_be_planted_for_it(
     row = _row(other, purpose)
     order = _row(owner, purpose).positive_order
     with pytest.raises(ProgrammingError, match="does not name an event of its scope"):
-        _as_service(
+        as_service(
             "UPDATE suppression_consentstate SET positive_event_id = %s, positive_order = %s,"
             " grant_event_id = %s, grant_basis = 'consent', grant_actor = 'staff' WHERE id = %s",
             [theirs.pk, order, theirs.pk, row.pk],
         )
     newcomer = make_contact()
     with pytest.raises(ProgrammingError, match="does not name an event of its scope"):
-        _as_service(
+        as_service(
             "INSERT INTO suppression_consentstate (contact_id, channel, purpose_id, positive_event_id,"
             " positive_order, grant_event_id, grant_basis, grant_actor, grant_opt_out_offered,"
             " pending_order, withdrawal_order, objection_order, restriction_order, restricted, updated_at)"

@@ -50,7 +50,7 @@ state updates were not HOT.
 SQLite (the zero-setup default, one writer): the references are checked by the service's own
 look-ups as before; altering the fields remakes the events table there, which drops its
 append-only triggers, so they are made again at the end (they were already missing after an
-earlier remake; ``test_migrations`` now checks they exist).
+earlier remake; ``tests/suppression/test_sqlite_ledger_triggers.py`` now checks they exist).
 """
 
 import django.db.models.deletion

@@ -34,13 +34,14 @@ _NAMES_NO_EVENT = (
 )
 # 0017's first finding is "the scope changed", which an insert cannot do; for an insert it is
 # now "names no event", with its own message.
+_SCOPE_MESSAGE = "'comms: a consent state row keeps its scope'"
+_INSERT_BODY = _guard._body("LEFT JOIN suppression_consentstate o ON false", "true", _NAMES_NO_EVENT)
+if _SCOPE_MESSAGE not in _INSERT_BODY:
+    raise RuntimeError("0017's guard changed: its scope message is not where 0020 replaces it")
 _INSERT_GUARD = (
     f"CREATE OR REPLACE FUNCTION comms_state_guard_insert() RETURNS trigger LANGUAGE plpgsql {_guard._SETTINGS}"
     " AS $$\n"
-    + _guard._body("LEFT JOIN suppression_consentstate o ON false", "true", _NAMES_NO_EVENT).replace(
-        "'comms: a consent state row keeps its scope'",
-        "'comms: a new consent state row names no event of its scope'",
-    )
+    + _INSERT_BODY.replace(_SCOPE_MESSAGE, "'comms: a new consent state row names no event of its scope'")
     + "\n$$;"
 )
 _INSERT_GUARD_0017 = (
