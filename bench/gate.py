@@ -25,12 +25,14 @@ One command: ``bin/bench-gate [--contacts 1000000] [--sizes 10000,100000,1000000
 3. Per-message check: ``--checks`` random contacts (loaded first, so only the gate is timed),
    ``gate.check`` one by one after a warm-up of 50 → p50/p99 in ms.
 4. Peak RSS of this process (``ru_maxrss``) after steps 2–3 → ``peak_rss_mb``.
-5. Concurrent single appends: for each ``--chains-list`` value, ``--concurrent-workers``
-   spawned processes with ``COMMS_LEDGER_CHAINS`` set (each its own ``django.setup()`` and
-   connection) start together and, for ``--concurrent-seconds``, append one event per
+5. Concurrent single appends: for each ``--chains-list`` value the ledger is set to that many
+   chains (``ledger_chains_set``, as ``manage.py ledger_chains --set``) and ``--concurrent-workers``
+   spawned processes (each its own ``django.setup()`` and connection) start together and, for ``--concurrent-seconds``, append one event per
    transaction: ``consent_withdraw`` (self, api) alternating with ``consent_grant`` (staff,
    front desk) on the worker's own contacts of the pool. Committed events / seconds →
-   ``concurrent_append_per_s`` per chain count.
+   ``concurrent_append_per_s`` per chain count. The target (1,000/s) is for several chains
+   (DESIGN §8, #11); one chain, where every append waits for the same head lock, is measured
+   for reference (``concurrent_target_met`` covers the counts above 1).
 6. ``ledger_verify()`` (every chain recomputed) and ``state_verify()`` (every contact refolded)
    must pass; on a million events they take minutes (progress is logged).
 7. Prints a table (each target met: yes/no) and writes ``bench/results/gate.json``.
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -183,6 +186,8 @@ def setup(contacts: int, pool: int, chains: int, workers: int) -> dict[str, Any]
 
     began = time.perf_counter()
     call_command("migrate", verbosity=0)
+    # As the release step does: the ledger's count of chains from COMMS_LEDGER_CHAINS.
+    call_command("ledger_chains", from_settings=True, stdout=io.StringIO())
     migrate_s = time.perf_counter() - began
     log(f"migrated {DB_NAME} in {migrate_s:.1f}s")
 
@@ -451,6 +456,11 @@ def _append_worker(
 def concurrent_appends(chains: int, workers: int, seconds: float, pool_ids: list[int]) -> dict[str, Any]:
     from django.db import connections
 
+    from comms.suppression.appending import ledger_chains, ledger_chains_set
+
+    # The ledger's own count, which every append follows (as `manage.py ledger_chains --set`).
+    ledger_chains_set(chains=chains, set_by="bench-gate")
+
     ctx = get_context("spawn")
     ready = ctx.Barrier(workers + 1)
     go = ctx.Event()
@@ -492,6 +502,8 @@ def concurrent_appends(chains: int, workers: int, seconds: float, pool_ids: list
     committed = sum(r["committed"] for r in reports)
     errors = sum(r["errors"] for r in reports)
     seen_chains = {r["chains"] for r in reports}
+    if ledger_chains() != chains:
+        raise RuntimeError(f"the ledger ran on {ledger_chains()} chains, not {chains}")
     return {
         "chains": chains,
         "workers": workers,
@@ -762,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     preview_1m = by_size.get("1000000", {}).get("warm_s")
     counts_ok = all(p["correct"] for p in previews) and check_stats["wrong"] == 0
     concurrent_errors = sum(r["errors"] for r in concurrent.values())
+    several = {key: run["events_per_s"] for key, run in concurrent.items() if key != "1"}
     result: dict[str, Any] = {
         "benchmark": "gate",
         "preview_1m_s": preview_1m,
@@ -779,6 +792,9 @@ def main(argv: list[str] | None = None) -> int:
         "bulk_append_workers": record.get("import_workers", 1),
         "concurrent_append_per_s": {key: run["events_per_s"] for key, run in concurrent.items()},
         "concurrent": concurrent,
+        # The target is for several chains; one chain is the reference.
+        "concurrent_target_met": bool(several)
+        and all(rate >= TARGETS["concurrent_append_per_s"][1] for rate in several.values()),
         "peak_rss_mb": peak_rss_mb,
         "peak_rss_mb_at_end": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "contacts": args.contacts,
@@ -850,7 +866,12 @@ def main(argv: list[str] | None = None) -> int:
             (
                 f"concurrent, {key} chain(s)",
                 f"{run['events_per_s']:.0f} events/s ({run['committed']} by {run['workers']} procs in "
-                f"{run['seconds']:g} s, {run['errors']} errors)  {met('concurrent_append_per_s', run['events_per_s'])}",
+                f"{run['seconds']:g} s, {run['errors']} errors)  "
+                + (
+                    met("concurrent_append_per_s", run["events_per_s"])
+                    if key != "1"
+                    else "reference (the target is for several chains)"
+                ),
             )
         )
     rows += [

@@ -264,7 +264,11 @@ NINJA_PAGINATION_MAX_LIMIT = 1000
 NINJA_PAGINATION_MAX_OFFSET = 10_000_000
 
 # --- the ledger and the gate ----------------------------------------------------------------
-# Number of independent hash chains; events go to chain (contact id mod LEDGER_CHAINS).
+# Number of independent hash chains; events go to chain (contact id mod the count). The ledger
+# keeps the count it runs on in one row (suppression.LedgerLayout), which every append follows:
+# the release step sets it from here, and on a database no release has set the first append
+# records this process's value. A process whose value differs appends as the row says (and logs
+# a warning once), so processes never put one contact's events on two chains.
 LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
 # Threads a large consent import uses on PostgreSQL when there are several chains (each takes
 # its own chains' heads and connection); 1 imports in the caller's thread. Four keep two cores

@@ -34,6 +34,8 @@ LEDGER_TABLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     # The gate's read model, written by the ledger service in the event's transaction.
     "suppression_consentstate": ("SELECT", "INSERT", "UPDATE"),
     "suppression_consentimportkey": ("SELECT", "INSERT"),
+    # The count of chains: the first append may record it; only the owner changes it (release).
+    "suppression_ledgerlayout": ("SELECT", "INSERT"),
     # Migrations are the owner's business; the service only reads which ones ran.
     "django_migrations": ("SELECT",),
 }

@@ -1,7 +1,8 @@
 """The ledger's append on PostgreSQL in two round trips (migration ``suppression/0015``).
 
-``lock`` calls ``comms_ledger_prelude``: the address locks, the chain heads (row-locked, in
-chain order), event ids, and — read under those locks — the consent state of the contacts
+``lock`` calls ``comms_ledger_prelude``: the address locks, the ledger's count of chains (read
+under the lock that a change of it waits for), the heads of the chains the contacts are on
+(row-locked, in chain order), event ids, and — read under those locks — the consent state of the contacts
 involved and the person-caused suppressions of the addresses. The caller decides on that (does
 a grant wait for double opt-in?), ``appending.append_many`` hash-chains the events and advances
 the state in memory, and ``write`` calls ``comms_ledger_write`` with JSON arrays of the rows.
@@ -50,6 +51,7 @@ class Broken(Exception):
 class Locked:
     """What an append may rely on until its transaction ends."""
 
+    chains: int  # the ledger's count of chains (``LedgerLayout``): contact id mod it is the chain
     heads: dict[int, list[Any]]  # chain -> [seq, hash], moved along as events are chained
     ids: list[int]  # event ids drawn for this append, in order
     levels: dict[Level, Any]  # the contacts' state rows, by level
@@ -102,23 +104,27 @@ def blank_state(level: Level, now: datetime) -> Any:
 
 def lock(
     *,
-    chains: Iterable[int],
+    contactless: bool,
+    default_chains: int,
     events: int,
     contacts: Iterable[int] = (),
     address_locks: Iterable[int] = (),
     suppression_keys: Iterable[str] = (),
     notice_purposes: Iterable[int] = (),
 ) -> Locked:
-    """Take the append's locks and read what it decides on (one statement); see the module."""
+    """Take the append's locks and read what it decides on (one statement); see the module.
+    The chains locked are those of ``contacts`` by the ledger's own count (``LedgerLayout``;
+    ``default_chains`` where none is recorded yet), and chain 0 when ``contactless``."""
     contact_ids = sorted(set(contacts))
     keys = sorted({key for key in suppression_keys if key})
     lock_ids = sorted(set(address_locks))
     (answer,) = bulk.run(
-        "SELECT comms_ledger_prelude(%s::bigint[], %s::int[], %s::int, %s::bigint[], %s::text[], %s::text[], %s,"
-        " %s::bigint[])",
+        "SELECT comms_ledger_prelude(%s::bigint[], %s::boolean, %s::int, %s::int, %s::bigint[], %s::text[],"
+        " %s::text[], %s, %s::bigint[])",
         [
             pg_array(lock_ids),
-            pg_array(sorted(set(chains))),
+            contactless,
+            default_chains,
             events,
             pg_array(contact_ids),
             pg_array(keys),
@@ -135,6 +141,7 @@ def lock(
         (row["contact_id"], row["channel"], row["purpose_id"]): state_row(row) for row in result["states"]
     }
     return Locked(
+        chains=int(result["chains"]),
         heads={chain: [seq, head_hash] for chain, seq, head_hash in result["heads"]},
         ids=list(result["ids"]),
         levels=levels,

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from comms.contacts.models import Brand, Contact
@@ -28,10 +28,12 @@ from comms.suppression import anchors, append, chain
 from comms.suppression.keys import lock_id
 from comms.suppression.models import (
     GENESIS_HASH,
+    MAX_CHAINS,
     ChainHead,
     ConsentEvent,
     ConsentEvidence,
     LedgerCheckpoint,
+    LedgerLayout,
     Purpose,
     PurposeNotice,
 )
@@ -84,10 +86,69 @@ def ledger_listen(listener: LedgerListener) -> None:
 # --- the chain ------------------------------------------------------------------------------
 
 
-def chain_for(contact_id: int | None, chains: int | None = None) -> int:
-    """The chain a contact's events go to. ``chains``: ``settings.LEDGER_CHAINS`` read once by a
-    caller that asks for many (a settings read is a few microseconds)."""
-    return (contact_id or 0) % (chains or settings.LEDGER_CHAINS)
+def chain_for(contact_id: int | None, chains: int) -> int:
+    """The chain a contact's events go to, on a ledger of ``chains`` chains (``ledger_chains``;
+    an append takes the count from its lock)."""
+    return (contact_id or 0) % chains
+
+
+def ledger_chains(*, using: str = "default") -> int:
+    """The number of chains the ledger runs on (``LedgerLayout``), or ``COMMS_LEDGER_CHAINS``
+    where nothing has been recorded yet (the first append records it). A hint outside an append:
+    an append reads it again under its lock."""
+    recorded = LedgerLayout.objects.using(using).filter(pk=1).values_list("chains", flat=True).first()
+    return recorded if recorded is not None else settings.LEDGER_CHAINS
+
+
+def ledger_chains_set(*, chains: int, set_by: str, using: str = "default") -> int | None:
+    """Make the ledger run on ``chains`` chains from this commit on; returns the count before
+    (None: none was recorded). On PostgreSQL it first takes EXCLUSIVE on the chain heads' table:
+    it waits for the appends in flight, and every append after it waits for it and then reads
+    the new count (``comms_ledger_prelude``). The events already appended stay where they are;
+    a contact's later events go to its chain by the new count. Needs UPDATE on the layout (the
+    owning role: ``manage.py release``); the service role may only record a missing count."""
+    if not 1 <= chains <= MAX_CHAINS:
+        raise InvalidInput("chains", f"must be between 1 and {MAX_CHAINS}")
+    db = connections[using]
+    with transaction.atomic(using=using):
+        if db.vendor == "postgresql":
+            with db.cursor() as cursor:
+                cursor.execute("LOCK TABLE suppression_chainhead IN EXCLUSIVE MODE")
+        layout = LedgerLayout.objects.using(using).select_for_update().filter(pk=1).first()
+        before = layout.chains if layout is not None else None
+        if before != chains:
+            LedgerLayout.objects.using(using).update_or_create(
+                pk=1, defaults={"chains": chains, "set_at": timezone.now(), "set_by": set_by[:100]}
+            )
+            logger.warning("ledger: %s chain(s) from now on (was %s), set by %s", chains, before, set_by)
+    return before
+
+
+_warned_chains: set[tuple[int, int]] = set()
+
+
+def _warn_other_count(recorded: int) -> None:
+    """Once per process: its COMMS_LEDGER_CHAINS is not the count the ledger runs on."""
+    mine = settings.LEDGER_CHAINS
+    if recorded != mine and (recorded, mine) not in _warned_chains:
+        _warned_chains.add((recorded, mine))
+        logger.warning(
+            "COMMS_LEDGER_CHAINS is %s here but the ledger runs on %s chain(s): appending as the ledger "
+            "says; `manage.py release` (or `manage.py ledger_chains --set N`) changes the count",
+            mine,
+            recorded,
+        )
+
+
+def _orm_chains() -> int:
+    """SQLite (one writer at a time, inside the append's transaction): the recorded count, or
+    this process's value recorded now."""
+    recorded = LedgerLayout.objects.filter(pk=1).values_list("chains", flat=True).first()
+    if recorded is None:
+        recorded = settings.LEDGER_CHAINS
+        LedgerLayout.objects.create(pk=1, chains=recorded, set_at=timezone.now(), set_by="the first append")
+    _warn_other_count(recorded)
+    return recorded
 
 
 class LedgerBroken(RuntimeError):
@@ -156,10 +217,10 @@ def lock_for_append(
     """PostgreSQL: take an append's locks (address keys, then chain heads) and read, under them,
     the state and suppressions it decides on; one round trip (``append.lock``). Call it inside
     the transaction, before deciding, and hand the result to ``append_many``."""
-    chains = settings.LEDGER_CHAINS
     try:
-        return append.lock(
-            chains=[chain_for(contact.id if contact else None, chains) for contact in contacts] or [0],
+        locked = append.lock(
+            contactless=not contacts or any(contact is None for contact in contacts),
+            default_chains=settings.LEDGER_CHAINS,
             events=events,
             contacts=[contact.id for contact in contacts if contact is not None],
             address_locks=[lock_id(key) for key in address_locks if key],
@@ -171,6 +232,8 @@ def lock_for_append(
             f"the head of chain {exc.chain} is missing but the chain has events: "
             "run verify_ledger; nothing is appended to a chain without its head"
         ) from None
+    _warn_other_count(locked.chains)
+    return locked
 
 
 def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None = None) -> list[ConsentEvent]:
@@ -195,7 +258,7 @@ def append_many(new_events: Sequence[NewEvent], *, locked: append.Locked | None 
     events: list[ConsentEvent] = []
     evidence_rows: list[dict[str, Any]] = []
     ids = iter(locked.ids)
-    chains = settings.LEDGER_CHAINS
+    chains = locked.chains
     for new in new_events:
         contact = new.contact
         chain_number = chain_for(contact.id if contact else None, chains)
@@ -277,10 +340,11 @@ def _event_fields(
 
 def _append_many_orm(new_events: Sequence[NewEvent], now: datetime) -> list[ConsentEvent]:
     """The same append through the ORM (SQLite, the zero-setup default: one writer at a time)."""
-    heads = locked_heads([chain_for(new.contact.id if new.contact else None) for new in new_events])
+    chains = _orm_chains()
+    heads = locked_heads([chain_for(new.contact.id if new.contact else None, chains) for new in new_events])
     events: list[ConsentEvent] = []
     for new in new_events:
-        head = heads[chain_for(new.contact.id if new.contact else None)]
+        head = heads[chain_for(new.contact.id if new.contact else None, chains)]
         evidence = new.evidence if new.evidence is not None and not new.evidence.is_empty() else None
         event = ConsentEvent(**_event_fields(new, head.chain, head.seq + 1, head.hash, now, evidence))
         event.contact, event.purpose, event.notice, event.confirms = (

@@ -32,6 +32,7 @@ from comms.suppression.appending import (
     Principal,
     append_many,
     chain_for,
+    ledger_chains,
     lock_for_append,
 )
 from comms.suppression.locks import withdrawal_lock
@@ -146,7 +147,7 @@ def consents_import(
     workers = settings.IMPORT_WORKERS if workers is None else workers
     parallel = (
         workers > 1
-        and settings.LEDGER_CHAINS > 1
+        and ledger_chains() > 1
         and connection.vendor == "postgresql"
         and not connection.in_atomic_block
         and len(indexed) > IMPORT_CHUNK
@@ -227,7 +228,7 @@ def _import_partitions(
         ).values_list("external_id", "pk"):
             assert external_id is not None
             external[(brand_key, external_id)] = contact_id
-    chains = settings.LEDGER_CHAINS
+    chains = ledger_chains()
     count = min(workers, chains)
     parts: list[list[tuple[int, ConsentImportRow]]] = [[] for _ in range(count)]
     for index, row in indexed:
@@ -396,6 +397,7 @@ def _import_chunk(
             suppressed |= {
                 (channel, k) for k in person_suppressed(brand_id=brand_id, channel=channel, keys=keys)
             }
+    chains = locked.chains if locked is not None else ledger_chains()
     specs: list[NewEvent] = []
     for _, row, contact, purpose, notice, key in prepared:
         if row.action == Action.GRANT:
@@ -436,7 +438,7 @@ def _import_chunk(
                 suppressed.add((row.channel, key))
         specs.append(spec)
         if contact.id in repeated:
-            _advance_copy(levels, spec)
+            _advance_copy(levels, spec, chains)
     events = append_many(specs, locked=locked)
     for (_, row, contact, purpose, _, key), event in zip(prepared, events, strict=True):
         if row.action == Action.WITHDRAW and purpose is None and key:
@@ -467,7 +469,7 @@ def _import_chunk(
     result.event_indexes.extend(index for index, *_ in prepared)
 
 
-def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
+def _advance_copy(levels: dict[Any, Any], spec: NewEvent, chains: int) -> None:
     """Advance the in-memory copy of the state by an event about to be appended (its order is
     taken as after everything stored: what matters is whether a later grant is blocked)."""
     assert spec.contact is not None
@@ -482,7 +484,7 @@ def _advance_copy(levels: dict[Any, Any], spec: NewEvent) -> None:
         action=spec.action,
         pending_confirmation=spec.pending_confirmation,
         occurred_at=spec.occurred_at or timezone.now(),
-        chain=chain_for(spec.contact.id),
+        chain=chain_for(spec.contact.id, chains),
         seq=2**62,
         basis=spec.basis,
         actor=spec.principal.actor,

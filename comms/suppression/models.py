@@ -172,6 +172,33 @@ class ChainHead(models.Model):
         verbose_name_plural = _("chain heads")
 
 
+# The most chains a ledger may be split into (COMMS_LEDGER_CHAINS).
+MAX_CHAINS = 1024
+
+
+class LedgerLayout(models.Model):
+    """How many hash chains the ledger's appends use: a contact's events go to chain (contact id
+    mod ``chains``). One row, the only count every writing process follows (read by each append
+    under a lock that a change waits for, ``appending.ledger_chains_set``), so two processes can
+    never put one contact's events on two chains at once. The release step sets it from
+    ``COMMS_LEDGER_CHAINS``; on a database no release has set, the first append records its own."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    chains = models.PositiveIntegerField()
+    set_at = models.DateTimeField()
+    set_by = models.CharField(max_length=100)
+
+    class Meta:
+        verbose_name = _("ledger layout")
+        verbose_name_plural = _("ledger layout")
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="ledgerlayout_one_row"),
+            models.CheckConstraint(
+                condition=Q(chains__gte=1, chains__lte=MAX_CHAINS), name="ledgerlayout_chains_range"
+            ),
+        ]
+
+
 class ConsentEvent(models.Model):
     """One consent, withdrawal, objection or other ledger fact. Append-only, hash-chained.
 

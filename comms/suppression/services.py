@@ -36,6 +36,8 @@ from comms.suppression.appending import (
     append_one,
     chain_for,
     ledger_anchor_publish,
+    ledger_chains,
+    ledger_chains_set,
     ledger_checkpoint,
     ledger_listen,
     lock_for_append,
@@ -114,6 +116,8 @@ __all__ = [
     "erasure_record",
     "evidence_redact",
     "ledger_anchor_publish",
+    "ledger_chains",
+    "ledger_chains_set",
     "ledger_checkpoint",
     "ledger_listen",
     "objection_record",
@@ -226,7 +230,7 @@ def consent_confirm(
         # grant would need UPDATE on the ledger, which the service role does not hold.
         locked = lock_for_append([contact], events=1) if on_postgres() else None
         if locked is None:
-            locked_heads([chain_for(contact.pk)])
+            locked_heads([chain_for(contact.pk, ledger_chains())])
         if ConsentEvent.objects.filter(action=Action.CONFIRM, confirms=grant).exists():
             raise Conflict("that grant is already confirmed")
         event = append_one(

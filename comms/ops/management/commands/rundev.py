@@ -34,6 +34,7 @@ class Command(BaseCommand):
             raise CommandError("rundev is for local use; production runs the Procfile's processes")
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("database migrated")
+        call_command("ledger_chains", from_settings=True, stdout=self.stdout)
         if not options["no_seed"]:
             result = seed_demo()
             if result.created:
