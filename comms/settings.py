@@ -268,8 +268,10 @@ NINJA_PAGINATION_MAX_OFFSET = 10_000_000
 # keeps the count it runs on in one row (suppression.LedgerLayout), which every append follows:
 # the release step sets it from here, and on a database no release has set the first append
 # records this process's value. A process whose value differs appends as the row says (and logs
-# a warning once), so processes never put one contact's events on two chains.
-LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 1, minimum=1, maximum=1024)
+# a warning once), so processes never put one contact's events on two chains. 16 by default: one
+# chain's head lock serialises every append (about 650-700 single appends/s on 2 cores), and a
+# member base has many concurrent writers from day one (DESIGN: several chains).
+LEDGER_CHAINS = env_int("COMMS_LEDGER_CHAINS", 16, minimum=1, maximum=1024)
 # Threads a large consent import uses on PostgreSQL when there are several chains (each takes
 # its own chains' heads and connection); 1 imports in the caller's thread. Four keep two cores
 # busy: while one thread prepares its rows (Python, under the GIL) the others wait on the

@@ -31,6 +31,13 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def one_chain(settings: Any) -> None:
+    """These tests cut, reseal and delete the events of one chain (the first append records the
+    count); tampering on several chains: ``test_chains_pg.py``."""
+    settings.LEDGER_CHAINS = 1
+
+
 @pytest.fixture
 def anchor_file(settings: Any, tmp_path: Path) -> Path:
     settings.LEDGER_ANCHOR_FILE = str(tmp_path / "anchors" / "ledger.jsonl")

@@ -67,6 +67,13 @@ def _event_trigger_disabled() -> AbstractContextManager[None]:
     return triggers_disabled("suppression_consentevent", "consentevent_append_only")
 
 
+@pytest.fixture(autouse=True)
+def one_chain(settings: Any) -> None:
+    """These tests cut, reseal and delete the events of one chain (the first append records the
+    count); tampering on several chains: ``test_chains_pg.py``."""
+    settings.LEDGER_CHAINS = 1
+
+
 @pytest.fixture
 def grant(purpose: Purpose, staff: Principal) -> Callable[..., ConsentEvent]:
     """Record an effective consent (front desk, so no double opt-in) for a contact."""
