@@ -120,7 +120,14 @@ def ledger_chains_set(*, chains: int, set_by: str, using: str = "default") -> in
             LedgerLayout.objects.using(using).update_or_create(
                 pk=1, defaults={"chains": chains, "set_at": timezone.now(), "set_by": set_by[:100]}
             )
-            logger.warning("ledger: %s chain(s) from now on (was %s), set by %s", chains, before, set_by)
+            # A change of a recorded count is worth an operator's attention; the first record is not.
+            logger.log(
+                logging.INFO if before is None else logging.WARNING,
+                "ledger: %s chain(s) from now on (was %s), set by %s",
+                chains,
+                "not recorded" if before is None else before,
+                set_by,
+            )
     return before
 
 

@@ -247,12 +247,12 @@ def test_the_ledger_chains_command_shows_and_sets_the_count(
         with pytest.raises(CommandError, match="--set: must be between 1 and 1024"):
             call_command("ledger_chains", set=0, database=OWNER_ALIAS)
     layout = LedgerLayout.objects.get()
-    assert (layout.chains, layout.set_by) == (2, "release (COMMS_LEDGER_CHAINS)")
+    assert (layout.chains, layout.set_by) == (2, "COMMS_LEDGER_CHAINS")
     settings.LEDGER_CHAINS = 3
     out = StringIO()
     call_command("ledger_chains", stdout=out)
     shown = out.getvalue().splitlines()
-    assert shown[0].startswith("ledger chains: 2 (set ") and shown[0].endswith(" by release (COMMS_LEDGER_CHAINS))")
+    assert shown[0].startswith("ledger chains: 2 (set ") and shown[0].endswith(" by COMMS_LEDGER_CHAINS)")
     assert shown[1] == "COMMS_LEDGER_CHAINS here is 3: appends follow the ledger's count"
     heads = ChainHead.objects.order_by("chain").values_list("chain", "seq")
     assert shown[2:] == [f"  chain {chain}: {seq} events" for chain, seq in heads]
@@ -271,6 +271,6 @@ def test_the_release_step_sets_the_count_from_the_settings(
         call_command("release", stdout=out, verbosity=0)
     assert "ledger chains: 3 from now on (was 1)" in out.getvalue()
     layout = LedgerLayout.objects.get()
-    assert (layout.chains, layout.set_by) == (3, "release (COMMS_LEDGER_CHAINS)")
+    assert (layout.chains, layout.set_by) == (3, "COMMS_LEDGER_CHAINS")
     contact = _contact_off_chain_zero(make_contact, 3)
     assert grant(contact, purpose).chain == contact.pk % 3

@@ -62,4 +62,4 @@ class Command(BaseCommand):
 
     @staticmethod
     def _who(options: dict[str, Any]) -> str:
-        return "release (COMMS_LEDGER_CHAINS)" if options["from_settings"] else "manage.py ledger_chains --set"
+        return "COMMS_LEDGER_CHAINS" if options["from_settings"] else "manage.py ledger_chains --set"
