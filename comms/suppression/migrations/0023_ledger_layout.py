@@ -42,6 +42,7 @@ DECLARE
     v_heads jsonb;
     v_found int;
     v_broken int;
+    v_unstarted boolean;
     v_ids jsonb := '[]';
     v_states jsonb := '[]';
     v_supp jsonb := '[]';
@@ -63,8 +64,8 @@ BEGIN
         FROM (SELECT (c % v_count)::int FROM unnest(p_contacts) AS t(c)
               UNION ALL SELECT 0 WHERE p_contactless OR cardinality(p_contacts) = 0) AS u(n);
     v_wanted := cardinality(v_chains);
-    SELECT count(*), jsonb_agg(jsonb_build_array(h.chain, h.seq, h.hash) ORDER BY h.chain)
-        INTO v_found, v_heads
+    SELECT count(*), jsonb_agg(jsonb_build_array(h.chain, h.seq, h.hash) ORDER BY h.chain), bool_or(h.seq = 0)
+        INTO v_found, v_heads, v_unstarted
         FROM (SELECT chain, seq, hash FROM suppression_chainhead WHERE chain = ANY(v_chains)
               ORDER BY chain FOR UPDATE) AS h;
     IF v_found < v_wanted THEN
@@ -72,21 +73,26 @@ BEGIN
         INSERT INTO suppression_chainhead (chain, seq, hash, updated_at)
             SELECT n, 0, p_genesis, now() FROM unnest(v_chains) AS t(n)
             ORDER BY n ON CONFLICT (chain) DO NOTHING;
-        SELECT count(*), jsonb_agg(jsonb_build_array(h.chain, h.seq, h.hash) ORDER BY h.chain)
-            INTO v_found, v_heads
+        SELECT count(*), jsonb_agg(jsonb_build_array(h.chain, h.seq, h.hash) ORDER BY h.chain), bool_or(h.seq = 0)
+            INTO v_found, v_heads, v_unstarted
             FROM (SELECT chain, seq, hash FROM suppression_chainhead WHERE chain = ANY(v_chains)
                   ORDER BY chain FOR UPDATE) AS h;
     END IF;
     -- Under a head's lock every event of its chain is behind it: a head at seq 0 on a chain with
     -- events was deleted (and, if just recreated here, the caller's rollback undoes that).
     -- One chain at a time, by its (chain, seq) index: a semi-join would scan the whole ledger.
-    FOR v_broken IN SELECT (h ->> 0)::int FROM jsonb_array_elements(v_heads) AS h
-            WHERE (h ->> 1)::bigint = 0 ORDER BY 1 LOOP
-        IF EXISTS (SELECT 1 FROM suppression_consentevent AS e WHERE e.chain = v_broken) THEN
-            RETURN jsonb_build_object('broken', v_broken);
-        END IF;
-    END LOOP;
-    IF p_events > 0 THEN
+    -- Only where a head is at seq 0 (a statement costs an executor start on every append).
+    IF v_unstarted THEN
+        FOR v_broken IN SELECT (h ->> 0)::int FROM jsonb_array_elements(v_heads) AS h
+                WHERE (h ->> 1)::bigint = 0 ORDER BY 1 LOOP
+            IF EXISTS (SELECT 1 FROM suppression_consentevent AS e WHERE e.chain = v_broken) THEN
+                RETURN jsonb_build_object('broken', v_broken);
+            END IF;
+        END LOOP;
+    END IF;
+    IF p_events = 1 THEN
+        v_ids := jsonb_build_array(nextval('{event_seq}'::regclass));
+    ELSIF p_events > 1 THEN
         SELECT jsonb_agg(nextval('{event_seq}'::regclass)) INTO v_ids FROM generate_series(1, p_events);
     END IF;
     IF cardinality(p_contacts) > 0 THEN
