@@ -51,11 +51,9 @@ Longer than 400 lines on purpose: a benchmark is read top to bottom as its proce
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -68,6 +66,8 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from bench.common import cpu_probe, fresh_database, host, logger, postgres_version, table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -91,12 +91,10 @@ TARGETS = {
     "peak_rss_mb": ("<=", 300),
 }
 
-LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 CPU_PROBE_AT_START: float | None = None  # set by main(), not on import (spawned workers import this)
 
 
-def log(message: str) -> None:
-    print(f"[bench-gate {time.strftime('%H:%M:%S', time.gmtime())}Z] {message}", file=sys.stderr, flush=True)
+log = logger("bench-gate")
 
 
 # --- environment and fresh state -----------------------------------------------------------------
@@ -124,11 +122,7 @@ def apply_env() -> None:
 
 
 def reset_state() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    fresh_database(PG_ADMIN_DSN, DB_NAME)
 
 
 def stored_setup() -> dict[str, Any] | None:
@@ -564,64 +558,21 @@ def redis_version() -> str:
     return ""
 
 
-def cpu_probe() -> float:
-    """Seconds one core takes for a fixed piece of Python work (hashing and JSON, as an append
-    does). On a shared virtual machine the same code runs up to a third slower from one hour to
-    the next; the probe, taken at the start and the end, tells runs on a fast or a slow machine
-    apart (lower is faster)."""
-    began = time.perf_counter()
-    payload = {"chain": 1, "seq": 0, "address_key": "ab" * 32, "action": "grant", "recorded_by": "bench"}
-    for n in range(100_000):
-        payload["seq"] = n
-        hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    return round(time.perf_counter() - began, 3)
-
-
 def machine() -> dict[str, Any]:
     from django.db import connection
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor()
-    memory = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
     with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
         settings_wanted = ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "synchronous_commit")
         cursor.execute("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)", [list(settings_wanted)])
         pg_settings = {name: f"{setting}{unit or ''}" for name, setting, unit in cursor.fetchall()}
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "postgres": postgres,
+        **host(),
+        "postgres": postgres_version(connection),
         "postgres_settings": pg_settings,
         "redis": redis_version(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Other work on the machine skews every number: the load when the benchmark began and ended.
-        "load_average_at_start": LOAD_AT_START,
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "cpu_probe_s_at_start": CPU_PROBE_AT_START,
         "cpu_probe_s_at_end": cpu_probe(),
     }
-
-
-def table(rows: list[tuple[str, Any]]) -> str:
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def met(key: str, value: Any) -> str:

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.send import Child, log, start_child, wait_for, workers_polling
+from bench.common import flush_redis, fresh_database
+from bench.send import Child, log, start_workers, wait_for, workers_polling
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -37,15 +38,8 @@ TARGET_P95_S = 5.0
 
 
 def reset_state() -> None:
-    import psycopg
-    import redis
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
-    client.flushdb()
-    client.close()
+    fresh_database(PG_ADMIN_DSN, DB_NAME)
+    flush_redis(REDIS_URL)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -136,20 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="comms-bench-mailchimp-"))
     result: dict[str, Any] = {}
     try:
-        workers = start_child(
-            "workers",
-            [
-                sys.executable,
-                "manage.py",
-                "rundramatiq",
-                "--processes",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-            ],
-            {**os.environ, **env},
-            log_dir,
-        )
+        workers = start_workers(args.workers, args.threads, {**os.environ, **env}, log_dir)
         children.append(workers)
         wait_for("the workers", lambda: workers_polling() >= args.workers, 60, children)
         time.sleep(args.settle)  # let every process finish starting its consumers

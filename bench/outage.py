@@ -44,6 +44,8 @@ from typing import Any
 os.environ.setdefault("BENCH_DB_NAME", "comms_bench_outage")
 os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
+from bench.common import cpu_probe
+
 # The two names above must be set before bench.send reads them.
 from bench.send import (
     DB_NAME,
@@ -61,7 +63,8 @@ from bench.send import (
     machine,
     make_brand,
     reset_state,
-    start_child,
+    start_fake_lifevision,
+    start_workers,
     table,
     wait_for,
     worker_errors,
@@ -72,19 +75,6 @@ from bench.send import (
 def control(fake: Fake, path: str, body: dict[str, Any]) -> None:
     response = fake.session.post(f"{fake.base_url}/_fake/{path}", json=body, timeout=10)
     response.raise_for_status()
-
-
-def start_workers(args: argparse.Namespace, env: dict[str, str], log_dir: Path, number: int) -> Child:
-    command = [
-        sys.executable,
-        "manage.py",
-        "rundramatiq",
-        "--processes",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-    ]
-    return start_child(f"workers-{number}", command, env, log_dir)
 
 
 def kill_hard(child: Child) -> None:
@@ -235,6 +225,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    probe_at_start = cpu_probe()
     port = free_port()
     fake_url = f"http://127.0.0.1:{port}"
     env = bench_env(args, fake_url)
@@ -269,27 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     children: list[Child] = []
     result: dict[str, Any] = {}
     try:
-        fake_child = start_child(
-            "fake-lifevision",
-            [
-                sys.executable,
-                "-m",
-                "integrations.lifevision.fake",
-                "--port",
-                str(port),
-                "--api-key",
-                env["LIFEVISION_API_KEY"],
-                "--webhook-secret",
-                env["LIFEVISION_WEBHOOK_SECRET"],
-                "--no-reports",
-            ],
-            child_env,
-            log_dir,
+        fake_child = start_fake_lifevision(
+            port, env["LIFEVISION_API_KEY"], env["LIFEVISION_WEBHOOK_SECRET"], child_env, log_dir
         )
         children.append(fake_child)
         fake = Fake(fake_url)
         wait_for("the fake LifeVision", fake.answers, 30, children)
-        workers = start_workers(args, child_env, log_dir, 1)
+        workers = start_workers(args.workers, args.threads, child_env, log_dir, "workers-1")
         children.append(workers)
         wait_for("the workers", lambda: workers_polling() >= args.workers, 60, children)
 
@@ -311,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             children.remove(workers)
             killed_at = timezone.now()
             time.sleep(2)
-            workers = start_workers(args, child_env, log_dir, 2)
+            workers = start_workers(args.workers, args.threads, child_env, log_dir, "workers-2")
             children.append(workers)
             while (timezone.now() - down_at).total_seconds() < args.outage:
                 watch.poll()
@@ -379,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             "fake_failed_requests": raw.get("failed_requests"),
             "worker_log_errors": sum(worker_errors(c) for c in children if c.name.startswith("workers")),
             "logs": str(log_dir),
-            "machine": machine(),
+            "machine": machine(probe_at_start),
         }
     finally:
         for child in reversed(children):

@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -65,6 +64,8 @@ from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from bench.common import cpu_probe, flush_redis, fresh_database, host, logger, postgres_version, table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -82,11 +83,7 @@ FIRST_NAMES = ["Ola", "Kari", "Nora", "Emma", "Jakob", "Lukas", "Ingrid", "Sofie
 LAST_NAMES = ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Berg", "Haugen"]
 
 
-LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S', time.gmtime())}Z] {message}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 # --- environment and fresh state -----------------------------------------------------------------
@@ -123,15 +120,8 @@ def bench_env(args: argparse.Namespace, fake_url: str) -> dict[str, str]:
 
 
 def reset_state() -> None:
-    import psycopg
-    import redis
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
-    client.flushdb()
-    client.close()
+    fresh_database(PG_ADMIN_DSN, DB_NAME)
+    flush_redis(REDIS_URL)
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -258,6 +248,39 @@ def start_child(name: str, command: list[str], env: dict[str, str], log_dir: Pat
             start_new_session=True,  # its own process group, so stop() reaches the forked workers
         )
     return Child(name, process, log_path)
+
+
+def start_workers(processes: int, threads: int, env: dict[str, str], log_dir: Path, name: str = "workers") -> Child:
+    """``manage.py rundramatiq`` with ``processes`` × ``threads`` on the benchmark's Redis."""
+    command = [
+        sys.executable,
+        "manage.py",
+        "rundramatiq",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
+    return start_child(name, command, env, log_dir)
+
+
+def start_fake_lifevision(port: int, api_key: str, webhook_secret: str, env: dict[str, str], log_dir: Path) -> Child:
+    """The project's fake LifeVision on loopback, without delivery reports."""
+    command = [
+        sys.executable,
+        "-m",
+        "integrations.lifevision.fake",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        api_key,
+        "--webhook-secret",
+        webhook_secret,
+        "--no-reports",
+    ]
+    return start_child("fake-lifevision", command, env, log_dir)
 
 
 def wait_for(what: str, ready: Any, timeout: float, children: list[Child], interval: float = 0.1) -> None:
@@ -613,48 +636,21 @@ def race_result(
 # --- machine -------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
+def machine(probe_at_start: float | None) -> dict[str, Any]:
+    """The machine, with the CPU probe the caller took at its start and one taken now."""
     import redis
     from django.db import connection
 
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor()
-    memory = 0.0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
     redis_version = client.info("server").get("redis_version", "")
     client.close()
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "postgres": postgres,
+        **host(),
+        "postgres": postgres_version(connection),
         "redis": redis_version,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        # Other work on the machine skews every number: the load when the benchmark began.
-        "load_average_at_start": LOAD_AT_START,
+        "cpu_probe_s_at_start": probe_at_start,
+        "cpu_probe_s_at_end": cpu_probe(),
     }
-
-
-def table(rows: list[tuple[str, Any]]) -> str:
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def worker_errors(child: Child) -> int:
@@ -705,6 +701,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    probe_at_start = cpu_probe()
     port = free_port()
     fake_url = f"http://127.0.0.1:{port}"
     env = bench_env(args, fake_url)
@@ -738,42 +735,11 @@ def main(argv: list[str] | None = None) -> int:
     children: list[Child] = []
     result: dict[str, Any] = {}
     try:
-        fake_child = start_child(
-            "fake-lifevision",
-            [
-                sys.executable,
-                "-m",
-                "integrations.lifevision.fake",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--api-key",
-                FAKE_API_KEY,
-                "--webhook-secret",
-                FAKE_WEBHOOK_SECRET,
-                "--no-reports",
-            ],
-            child_env,
-            log_dir,
-        )
+        fake_child = start_fake_lifevision(port, FAKE_API_KEY, FAKE_WEBHOOK_SECRET, child_env, log_dir)
         children.append(fake_child)
         fake = Fake(fake_url)
         wait_for("the fake LifeVision", fake.answers, 30, children)
-        workers = start_child(
-            "workers",
-            [
-                sys.executable,
-                "manage.py",
-                "rundramatiq",
-                "--processes",
-                str(args.workers),
-                "--threads",
-                str(args.threads),
-            ],
-            child_env,
-            log_dir,
-        )
+        workers = start_workers(args.workers, args.threads, child_env, log_dir)
         children.append(workers)
         wait_for(f"{args.workers} worker processes", lambda: workers_polling() >= args.workers, 60, children)
         log(f"fake on {fake_url}, {args.workers}×{args.threads} workers polling Redis; warming up")
@@ -876,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
             "ledger_events": verified.events_checked,
             "worker_log_errors": worker_errors(workers),
             "logs": str(log_dir),
-            "machine": machine(),
+            "machine": machine(probe_at_start),
         }
     finally:
         for child in reversed(children):
