@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model, signals
 from django.db.models.base import ModelState
+from psycopg import pq
 
 M = TypeVar("M", bound=Model)
 
@@ -26,12 +27,14 @@ def run(sql: str, params: Sequence[Any] = (), *, prepare: bool = True) -> list[t
     append and the gate, which the ORM's client-side cursor would have parsed and planned again
     every time. Statements over a batch of rows are not prepared: a plan kept from when a table
     was small (a sequential scan) would stay while the table grows, until the next ANALYZE."""
-    connection.ensure_connection()
-    raw = connection.connection
+    db = connections[DEFAULT_DB_ALIAS]  # once: each ``connection.…`` is a thread-local look-up
+    db.ensure_connection()
     # Django's exception classes (IntegrityError, …), as from the ORM's own cursors.
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, list(params), prepare=prepare and settings.DB_PREPARED_STATEMENTS)
-        return cursor.fetchall() if cursor.description is not None else []
+        # Rows or none, told by the result's status (``description`` builds a column object each).
+        result = cursor.pgresult
+        return cursor.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
 
 
 def _quote(name: str) -> str:
