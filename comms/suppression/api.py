@@ -1,5 +1,6 @@
 """Purposes, consents, objections, suppressions, the gate's check and ledger verification."""
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from ninja.pagination import paginate
 from comms.accounts.models import Role
 from comms.auth import principal_name, require_role
 from comms.contacts.addresses import normalise_address
+from comms.contacts.models import Contact
 from comms.contacts.selectors import contact_get
 from comms.errors import InvalidInput, NotFound
 from comms.openapi import answers
@@ -67,8 +69,34 @@ def _principal(request: HttpRequest, actor: str, guardian_id: int | None) -> Pri
     return Principal(actor=actor, guardian=guardian, recorded_by=principal_name(request))
 
 
+_EVENT_RELATIONS = ("brand", "purpose", "notice")
+
+
 def _event(event: ConsentEvent) -> ConsentEvent:
-    return ConsentEvent.objects.select_related("brand", "purpose", "notice").get(pk=event.pk)
+    """The event as the response shows it (its brand, purpose and notice). The service's own
+    instance carries its purpose and notice, and its brand is its contact's, loaded with the
+    contact: then nothing is read again (a fifth of a consent request's time was this re-read).
+    An instance without them, or whose brand is not its contact's, is read back as before."""
+    contact = event.contact if ConsentEvent.contact.is_cached(event) else None
+    if (
+        contact is not None
+        and contact.brand_id == event.brand_id
+        and Contact.brand.is_cached(contact)
+        and not ConsentEvent.brand.is_cached(event)
+    ):
+        ConsentEvent.brand.field.set_cached_value(event, contact.brand)
+    complete = all(
+        getattr(event, f"{name}_id") is None or getattr(ConsentEvent, name).is_cached(event)
+        for name in _EVENT_RELATIONS
+    )
+    if not complete:
+        return ConsentEvent.objects.select_related(*_EVENT_RELATIONS).get(pk=event.pk)
+    # As the database answers them: the instants in UTC, whatever offset a request gave.
+    for name in ("occurred_at", "recorded_at"):
+        value = getattr(event, name)
+        if value.utcoffset() != dt.timedelta(0) or value.tzinfo is not dt.UTC:
+            setattr(event, name, value.astimezone(dt.UTC))
+    return event
 
 
 def _purpose(purpose_id: int) -> Purpose:

@@ -3,6 +3,7 @@ verification through the API (DESIGN §3 and §7)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -503,3 +504,46 @@ def test_the_dpo_verifies_the_ledger_and_a_marketer_may_not(api, contact, purpos
     assert "dpo" in forbidden.json()["detail"]
     assert api("staff").get("/ledger/verify").status_code == 403
     assert api("system").get("/ledger/verify").status_code == 200
+
+
+@pytest.mark.parametrize("action", ["grant", "withdraw", "objection"])
+def test_a_recorded_event_is_answered_as_stored_without_reading_it_back(api, contact, purpose, action):
+    """The answer is the service's own event (brand, purpose, notice at hand), not a second read
+    of the ledger, and says what the ledger holds: the instants in UTC whatever offset the
+    request gave."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    given = "2026-11-02T10:15:30.123456+01:00"
+    body: dict[str, Any] = {"contact_id": contact.pk, "occurred_at": given}
+    if action == "objection":
+        path, role = "/objections", "staff"
+        body.update(source="rights_request", actor="self")
+    else:
+        path, role = "/consents", "staff"
+        body.update(action=action, channel="email", purpose=NEWSLETTER)
+        if action == "grant":
+            body.update(basis="consent", source="front_desk")
+        else:
+            body.update(source="unsubscribe_link", actor="self")
+    with CaptureQueriesContext(connection) as queries:
+        response = api(role).post(path, body)
+    assert response.status_code == 201, response.content
+    answered = response.json()
+    stored = ConsentEvent.objects.select_related("brand", "purpose", "notice").get(pk=answered["id"])
+    reads_back = [q["sql"] for q in queries if 'FROM "suppression_consentevent"' in q["sql"] and "JOIN" in q["sql"]]
+    assert reads_back == []
+    assert stored.brand is not None
+    assert answered["brand"] == stored.brand.key == "fit24"
+    assert answered["purpose"] == (stored.purpose.key if stored.purpose else None)
+    assert answered["notice_version"] == (stored.notice.version if stored.notice else None)
+    assert (answered["chain"], answered["seq"], answered["hash"], answered["prev_hash"]) == (
+        stored.chain,
+        stored.seq,
+        stored.hash,
+        stored.prev_hash,
+    )
+    assert answered["occurred_at"] == "2026-11-02T09:15:30.123Z"  # the API writes milliseconds
+    recorded = dt.datetime.fromisoformat(answered["recorded_at"].replace("Z", "+00:00"))
+    assert answered["recorded_at"].endswith("Z")
+    assert recorded == stored.recorded_at.replace(microsecond=stored.recorded_at.microsecond // 1000 * 1000)
