@@ -33,6 +33,10 @@ One command: ``bin/bench-gate [--contacts 1000000] [--sizes 10000,100000,1000000
    ``concurrent_append_per_s`` per chain count. The target (1,000/s) is for several chains
    (DESIGN §8, #11); one chain, where every append waits for the same head lock, is measured
    for reference (``concurrent_target_met`` covers the counts above 1).
+   Then (``--http-seconds``, 15; 0 skips it) the same appends through the HTTP API, on the
+   largest chain count: gunicorn (``--http-workers`` sync workers, as the Procfile's web process)
+   on loopback and ``--http-clients`` processes posting ``/api/v1/consents`` with a system key,
+   all on the same cores → ``http_append_per_s`` (measured; the target is the service's).
 6. ``ledger_verify()`` (every chain recomputed) and ``state_verify()`` (every contact refolded)
    must pass; on a million events they take minutes (progress is logged).
 7. Prints a table (each target met: yes/no) and writes ``bench/results/gate.json``.
@@ -513,6 +517,128 @@ def concurrent_appends(chains: int, workers: int, seconds: float, pool_ids: list
     }
 
 
+# --- single appends through the HTTP API ---------------------------------------------------------
+
+
+def _http_client(number: int, port: int, key: str, contact_ids: list[int], seconds: float, go: Any, results: Any) -> None:
+    """One API client: ``POST /api/v1/consents`` (a withdrawal, then a grant) until the time is
+    up, a new connection per request (gunicorn's sync workers close each)."""
+    import http.client
+
+    created = errors = 0
+    statuses: dict[str, int] = {}
+    first_error = ""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    go.wait(timeout=120)
+    deadline = time.monotonic() + seconds
+    step = 0
+    while time.monotonic() < deadline:
+        contact = contact_ids[(step // 2) % len(contact_ids)]
+        body: dict[str, Any] = {"contact_id": contact, "channel": "email", "purpose": PURPOSE_KEY}
+        if step % 2 == 0:
+            body.update(action="withdraw", source="api", actor="self")
+        else:
+            body.update(action="grant", source="front_desk", basis="consent", actor="staff")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/api/v1/consents", json.dumps(body), headers)
+            response = conn.getresponse()
+            data = response.read()
+            conn.close()
+            statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+            if response.status == 201:
+                created += 1
+            else:
+                errors += 1
+                first_error = first_error or f"{response.status}: {data[:200]!r}"
+        except OSError as exc:  # counted and reported, never hidden
+            errors += 1
+            first_error = first_error or repr(exc)
+        step += 1
+    results.put({"client": number, "created": created, "errors": errors, "error": first_error, "statuses": statuses})
+
+
+def http_appends(chains: int, web_workers: int, clients: int, seconds: float, pool_ids: list[int]) -> dict[str, Any]:
+    """Single appends as a member base's systems make them: ``--http-clients`` processes post
+    consents to the API served by gunicorn (``--http-workers`` sync workers, as the Procfile's
+    web process) on loopback, for ``seconds``. The clients share the two cores with the server."""
+    import socket
+    import tempfile
+    import urllib.request
+
+    from django.db import connections
+
+    from bench.send import start_child
+    from comms.accounts.services import api_key_create
+    from comms.suppression.appending import ledger_chains_set
+
+    ledger_chains_set(chains=chains, set_by="bench-gate")
+    _, key = api_key_create(name=f"bench-gate-http-{time.time_ns()}", role="system")
+    connections.close_all()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {**os.environ, "COMMS_LEDGER_CHAINS": str(chains), "DB_CONN_MAX_AGE": "600"}
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "comms.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(web_workers),
+        "--access-logfile",
+        "/dev/null",
+    ]
+    web = start_child("web", command, env, Path(tempfile.mkdtemp(prefix="comms-bench-gate-")))
+    try:
+        began = time.monotonic()
+        while True:  # up when /healthz answers
+            if not web.alive():
+                raise RuntimeError(f"gunicorn stopped:\n{web.tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - began > 60:
+                raise RuntimeError(f"gunicorn did not answer in 60 s:\n{web.tail()}")
+            time.sleep(0.2)
+        ctx = get_context("spawn")
+        go, results = ctx.Event(), ctx.Queue()
+        processes = [
+            ctx.Process(target=_http_client, args=(n, port, key, pool_ids[n::clients], seconds, go, results), daemon=True)
+            for n in range(clients)
+        ]
+        for process in processes:
+            process.start()
+        time.sleep(2)  # the clients' interpreters start
+        go.set()
+        reports = [results.get(timeout=seconds + 120) for _ in processes]
+        for process in processes:
+            process.join(timeout=30)
+    finally:
+        web.stop()
+    created = sum(r["created"] for r in reports)
+    statuses: dict[str, int] = {}
+    for report in reports:
+        for status, count in report["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "chains": chains,
+        "web_workers": web_workers,
+        "clients": clients,
+        "seconds": seconds,
+        "created": created,
+        "errors": sum(r["errors"] for r in reports),
+        "error_sample": next((r["error"] for r in reports if r["error"]), ""),
+        "statuses": statuses,
+        "events_per_s": round(created / seconds, 1),
+    }
+
+
 # --- verification with progress ------------------------------------------------------------------
 
 
@@ -608,6 +734,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrent-seconds", type=float, default=10.0)
     parser.add_argument("--concurrent-workers", type=int, default=8)
     parser.add_argument(
+        "--http-seconds", type=float, default=15.0, help="single appends through the HTTP API (0: skip)"
+    )
+    parser.add_argument("--http-workers", type=int, default=4, help="gunicorn sync workers serving the API")
+    parser.add_argument("--http-clients", type=int, default=8, help="client processes posting consents")
+    parser.add_argument(
         "--pool", type=int, default=20_000, help="contacts without consents, for the concurrent appends"
     )
     parser.add_argument("--reuse", action="store_true", help="keep the database if it holds this data set")
@@ -687,6 +818,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{run['errors']} errors {run['error_sample']}"
         )
 
+    http: dict[str, Any] | None = None
+    if args.http_seconds > 0:
+        chains = max(args.chains_list)
+        log(f"appends through the API: {args.http_clients} clients, {args.http_workers} gunicorn workers, {chains} chains")
+        http = http_appends(chains, args.http_workers, args.http_clients, args.http_seconds, pool_ids)
+        log(f"appends through the API: {http['created']} events, {http['events_per_s']:.0f}/s, {http['errors']} errors {http['error_sample']}")
+
     events_total = ConsentEvent.objects.count()
     log(f"ledger_verify over {events_total} events")
     verified, verify_s = with_progress("ledger_verify", selectors.ledger_verify)
@@ -744,6 +882,9 @@ def main(argv: list[str] | None = None) -> int:
         "concurrent_append_per_s": {key: run["events_per_s"] for key, run in concurrent.items()},
         "concurrent": concurrent,
         # The target is for several chains; one chain is the reference.
+        # Through the API (gunicorn on loopback, the clients on the same cores); no target of its own.
+        "http_append_per_s": http["events_per_s"] if http else None,
+        "http": http,
         "concurrent_target_met": bool(several)
         and all(rate >= TARGETS["concurrent_append_per_s"][1] for rate in several.values()),
         "peak_rss_mb": peak_rss_mb,
@@ -825,6 +966,15 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         )
+    if http is not None:
+        rows.append(
+            (
+                f"through the API, {http['chains']} chains",
+                f"{http['events_per_s']:.0f} events/s ({http['created']} by {http['clients']} clients, "
+                f"{http['web_workers']} gunicorn workers, {http['seconds']:g} s, {http['errors']} errors)  "
+                "measured, no target of its own",
+            )
+        )
     rows += [
         ("ledger verified", f"{verified.ok} ({verified.events_checked} events, {verified.chains} chains, {verify_s:.0f} s)"),
         (
@@ -836,7 +986,8 @@ def main(argv: list[str] | None = None) -> int:
         ("written", args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output),
     ]
     print(table(rows))
-    ok = counts_ok and verified.ok and not state_error and not mismatches and concurrent_errors == 0
+    http_errors = http["errors"] if http else 0
+    ok = counts_ok and verified.ok and not state_error and not mismatches and concurrent_errors == 0 and http_errors == 0
     return 0 if ok else 1
 
 
