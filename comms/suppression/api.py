@@ -94,7 +94,7 @@ def _event(event: ConsentEvent) -> ConsentEvent:
     # As the database answers them: the instants in UTC, whatever offset a request gave.
     for name in ("occurred_at", "recorded_at"):
         value = getattr(event, name)
-        if value.utcoffset() != dt.timedelta(0) or value.tzinfo is not dt.UTC:
+        if value.tzinfo is not dt.UTC:
             setattr(event, name, value.astimezone(dt.UTC))
     return event
 

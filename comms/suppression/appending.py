@@ -92,11 +92,15 @@ def chain_for(contact_id: int | None, chains: int) -> int:
     return (contact_id or 0) % chains
 
 
+def _recorded_chains(using: str = "default") -> int | None:
+    return LedgerLayout.objects.using(using).filter(pk=1).values_list("chains", flat=True).first()
+
+
 def ledger_chains(*, using: str = "default") -> int:
     """The number of chains the ledger runs on (``LedgerLayout``), or ``COMMS_LEDGER_CHAINS``
     where nothing has been recorded yet (the first append records it). A hint outside an append:
     an append reads it again under its lock."""
-    recorded = LedgerLayout.objects.using(using).filter(pk=1).values_list("chains", flat=True).first()
+    recorded = _recorded_chains(using)
     return recorded if recorded is not None else settings.LEDGER_CHAINS
 
 
@@ -114,12 +118,11 @@ def ledger_chains_set(*, chains: int, set_by: str, using: str = "default") -> in
         if db.vendor == "postgresql":
             with db.cursor() as cursor:
                 cursor.execute("LOCK TABLE suppression_chainhead IN EXCLUSIVE MODE")
-        layout = LedgerLayout.objects.using(using).select_for_update().filter(pk=1).first()
-        before = layout.chains if layout is not None else None
+        # (Two changes queue on that table lock; SQLite has one writer.)
+        before = _recorded_chains(using)
         if before != chains:
-            LedgerLayout.objects.using(using).update_or_create(
-                pk=1, defaults={"chains": chains, "set_at": timezone.now(), "set_by": set_by[:100]}
-            )
+            layout = LedgerLayout(pk=1, chains=chains, set_at=timezone.now(), set_by=set_by[:100])
+            layout.save(using=using, force_insert=before is None, force_update=before is not None)
             # A change of a recorded count is worth an operator's attention; the first record is not.
             logger.log(
                 logging.INFO if before is None else logging.WARNING,
@@ -150,7 +153,7 @@ def _warn_other_count(recorded: int) -> None:
 def _orm_chains() -> int:
     """SQLite (one writer at a time, inside the append's transaction): the recorded count, or
     this process's value recorded now."""
-    recorded = LedgerLayout.objects.filter(pk=1).values_list("chains", flat=True).first()
+    recorded = _recorded_chains()
     if recorded is None:
         recorded = settings.LEDGER_CHAINS
         LedgerLayout.objects.create(pk=1, chains=recorded, set_at=timezone.now(), set_by="the first append")

@@ -144,8 +144,10 @@ def test_the_service_role_cannot_set_the_count_through_the_service(
     make_contact: Callable[..., Contact], purpose: Purpose
 ) -> None:
     grant(make_contact(), purpose)
-    with pytest.raises(ProgrammingError):
+    with pytest.raises(ProgrammingError) as refused, transaction.atomic():
         services.ledger_chains_set(chains=4, set_by="attacker")
+    assert isinstance(refused.value.__cause__, psycopg.errors.InsufficientPrivilege)
+    assert LedgerLayout.objects.get().chains == django_settings.LEDGER_CHAINS
 
 
 def _append_in_thread(contact: Contact, purpose: Purpose, out: dict[str, Any]) -> threading.Thread:

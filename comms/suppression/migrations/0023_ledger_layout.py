@@ -23,6 +23,8 @@ text. The service role may read the row and add it where it is missing, never ch
 (``comms.core.dbroles``).
 """
 
+from importlib import import_module
+
 from django.db import migrations, models
 
 NEW_SIGNATURE = (
@@ -116,27 +118,21 @@ $fn$;
 """
 
 
-def _event_seq(schema_editor) -> str:
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute("SELECT pg_get_serial_sequence('suppression_consentevent', 'id')")
-        return str(cursor.fetchone()[0])
+_0021 = import_module("comms.suppression.migrations.0021_prelude_latest_notices")
 
 
 def forward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(f"DROP FUNCTION IF EXISTS {OLD_SIGNATURE}", params=None)
-    schema_editor.execute(PRELUDE.replace("{event_seq}", _event_seq(schema_editor)), params=None)
+    schema_editor.execute(PRELUDE.replace("{event_seq}", _0021._event_seq(schema_editor)), params=None)
 
 
 def backward(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    from importlib import import_module
-
-    previous = import_module("comms.suppression.migrations.0021_prelude_latest_notices")
     schema_editor.execute(f"DROP FUNCTION IF EXISTS {NEW_SIGNATURE}", params=None)
-    schema_editor.execute(previous._prelude(_event_seq(schema_editor)), params=None)
+    schema_editor.execute(_0021._prelude(_0021._event_seq(schema_editor)), params=None)
 
 
 class Migration(migrations.Migration):
